@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Make this checkout ready to run and test Vigil, idempotently:
+#   1. Debian packages (GStreamer 1.22 and its GIR, ffmpeg for tests, build deps of PyGObject),
+#   2. a virtual environment in .venv with Vigil installed in editable mode,
+#   3. the native GStreamer helper plugin (vigil's RTP timestamper), built into .venv.
+# Each step is skipped when already done. Without root, a missing package is an error that names it.
+set -euo pipefail
+
+top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$top"
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[bootstrap] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+packages=(
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-nice gstreamer1.0-x
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0
+  libgstrtspserver-1.0-0 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  ffmpeg libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev python3-venv
+)
+if [ "${VIGIL_EXTRA_PACKAGES:-}" ]; then
+  read -r -a extra <<<"$VIGIL_EXTRA_PACKAGES"
+  packages+=("${extra[@]}")
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    die "missing Debian packages: ${missing[*]}
+  install them as root:  apt-get install -y ${missing[*]}"
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+"$python" - <<'PY' || die "Vigil needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)"
+import sys
+raise SystemExit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+venv="$top/.venv"
+stamp="$venv/.vigil-installed"
+want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating virtual environment in .venv"
+  "$python" -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing Python dependencies into .venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -e ".[test]"
+  echo "$want" >"$stamp"
+fi
+
+[ ! -f src/vigil/media/native/__main__.py ] || "$venv/bin/python" -m vigil.media.native --quiet || die "building the native GStreamer plugin failed"

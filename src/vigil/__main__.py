@@ -1,0 +1,5 @@
+"""Allow `python -m vigil`."""
+
+from vigil.cli import main
+
+main()

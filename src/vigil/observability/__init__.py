@@ -1,0 +1,1 @@
+"""Logging, metrics and tracing: how Vigil tells operators what it is doing."""
