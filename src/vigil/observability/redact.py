@@ -7,25 +7,26 @@ from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "***"
 
-# scheme://user:password@host  or  scheme://user@host (a lone user name can be a token too)
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# scheme://user:password@host. Greedy up to the last '@' before the path, so a password that
+# itself holds an '@' is redacted whole. A lone user name (no ':') is kept: it is not a secret.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]+)@")
 
 
 def redact_url(url: str) -> str:
     """Return `url` with its password replaced by ``***`` (the user name is kept)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        netloc = f"{user}:{REDACTED}@{host}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:  # e.g. a non-numeric port: fall back to the textual rule
         return redact_text(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{user}:{REDACTED}@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

@@ -1,0 +1,137 @@
+"""The composition root: builds every service from a resolved configuration and runs them.
+
+Start order: folders → database (migrate) → repair what a crash left open → GLib loop →
+simulator (if configured) → streams. Stop runs it backwards, each stream finishing its segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from vigil import __version__
+from vigil.config.resolve import ResolvedConfig
+from vigil.events import EventBus, RecordingRepaired
+from vigil.media import gst
+from vigil.media.mainloop import GLibLoopThread
+from vigil.ops.simulator_process import SimulatorProcess
+from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
+from vigil.recording.segments import SegmentIndex
+from vigil.store.db import Database
+from vigil.store.recordings import SegmentStore
+from vigil.streams.manager import StreamManager
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StartupSummary:
+    """What an operator needs to know once Vigil is up."""
+
+    version: str
+    recording_root: str
+    database: str
+    api_url: str
+    streams: int
+    simulator_urls: list[str]
+
+
+class Vigil:
+    """One running Vigil service."""
+
+    def __init__(self, resolved: ResolvedConfig) -> None:
+        self.config = resolved
+        self.bus: EventBus | None = None
+        self.db: Database | None = None
+        self.segments: SegmentStore | None = None
+        self.index: SegmentIndex | None = None
+        self.streams: StreamManager | None = None
+        self._glib = GLibLoopThread()
+        self._simulator: SimulatorProcess | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        # Pipeline set-up and tear-down block (state changes, EOS drains): give them threads
+        # enough that 100 streams stopping at once finish in one drain time, not a hundred.
+        self._media = ThreadPoolExecutor(
+            max_workers=min(128, 8 + len(resolved.streams)), thread_name_prefix="media"
+        )
+
+    async def _write(self, fn: partial[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
+
+    async def start(self) -> StartupSummary:
+        """Bring every service up; returns what to tell the operator."""
+        cfg = self.config
+        self.bus = EventBus()
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        cfg.recording_root.mkdir(parents=True, exist_ok=True)
+        self.db = Database(cfg.database_path)
+        await self._write(partial(self.db.migrate))
+        self.segments = SegmentStore(self.db)
+        report = await self._write(
+            partial(
+                repair_open_segments,
+                self.segments,
+                quarantine_dir_for=quarantine_under([cfg.recording_root]),
+            )
+        )
+        self._log_repair(report)
+        self.index = SegmentIndex(self.segments, self.bus, self._writer)
+
+        await asyncio.get_running_loop().run_in_executor(self._media, gst.init)
+        self._glib.start()
+        simulator_urls: list[str] = []
+        if cfg.simulator is not None:
+            self._simulator = SimulatorProcess(cfg.simulator)
+            await self._simulator.start()
+            simulator_urls = [
+                f"rtsp://127.0.0.1:{cfg.simulator.port}/cam{i}"
+                for i in range(1, cfg.simulator.cameras + 1)
+            ]
+        self.streams = StreamManager(bus=self.bus, index=self.index, media_executor=self._media)
+        self.streams.start(list(cfg.streams))
+        return StartupSummary(
+            version=__version__,
+            recording_root=str(cfg.recording_root),
+            database=str(cfg.database_path),
+            api_url=f"http://{cfg.api.listen}",
+            streams=sum(1 for plan in cfg.streams if plan.enabled),
+            simulator_urls=simulator_urls,
+        )
+
+    def _log_repair(self, report: RepairReport) -> None:
+        if not report.outcomes:
+            return
+        logger.warning(
+            "start-up repair: %d segment(s) repaired, %d missing, %d quarantined",
+            report.repaired,
+            report.missing,
+            report.quarantined,
+        )
+        for outcome in report.outcomes:
+            logger.info("repair: %s %s: %s", outcome.action, outcome.path, outcome.detail)
+        assert self.bus is not None
+        self.bus.publish(
+            RecordingRepaired(
+                repaired=report.repaired, missing=report.missing, quarantined=report.quarantined
+            )
+        )
+
+    async def stop(self) -> None:
+        """Stop every service; each stream finishes its open segment first."""
+        if self.streams is not None:
+            await self.streams.stop()
+        if self.index is not None:
+            await self.index.drain()
+        if self._simulator is not None:
+            await self._simulator.stop()
+        self._glib.stop()
+        if self.db is not None:
+            await self._write(partial(self.db.close))
+        self._media.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=True)

@@ -1,0 +1,234 @@
+"""The `vigil` command line: run the service, the camera simulator, checks and references."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil import __version__
+from vigil.config import (
+    DEFAULT_CONFIG_YAML,
+    ConfigError,
+    ResolvedConfig,
+    config_base_dir,
+    default_config,
+    json_schema,
+    load_config,
+    resolve,
+)
+
+app = typer.Typer(
+    help="Vigil: record, re-serve and watch many cameras.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(
+    help="Check the configuration file and print its schema.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+console = Console(stderr=True)
+EXIT_CONFIG = 2
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML configuration file (default: the built-in demo)."),
+]
+
+
+def _load(path: Path | None) -> ResolvedConfig:
+    """Load and resolve the configuration, or exit 2 naming every problem."""
+    try:
+        if path is None:
+            return resolve(default_config(), base_dir=Path.cwd())
+        if not path.is_file():
+            console.print(f"[red]error:[/] configuration file {path} does not exist")
+            raise typer.Exit(EXIT_CONFIG)
+        return resolve(load_config(path), base_dir=config_base_dir(path))
+    except ConfigError as error:
+        console.print(f"[red]invalid configuration[/] ({len(error.issues)} problem(s)):")
+        print(str(error), file=sys.stderr)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run Vigil: start the streams and record them until Ctrl-C or SIGTERM."""
+    resolved = _load(config)
+    from vigil.observability.logging import setup_logging
+
+    setup_logging(resolved.log.level.value, resolved.log.format.value)
+    sys.exit(asyncio.run(_serve(resolved)))
+
+
+async def _serve(resolved: ResolvedConfig) -> int:
+    from vigil.app import Vigil
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            console.print("second signal: exiting now")
+            os._exit(128 + signum)
+        console.print(f"{signal.Signals(signum).name}: stopping (finishing open segments)…")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    vigil = Vigil(resolved)
+    try:
+        summary = await vigil.start()
+        console.print(f"[bold]Vigil {summary.version}[/] is recording {summary.streams} stream(s)")
+        console.print(f"  recordings: {summary.recording_root}")
+        console.print(f"  database:   {summary.database}")
+        console.print(f"  API:        {summary.api_url} (not served yet)")
+        if summary.simulator_urls:
+            console.print(
+                f"  simulator:  {summary.simulator_urls[0]} … "
+                f"({len(summary.simulator_urls)} cameras)"
+            )
+        console.print("Press Ctrl-C to stop.")
+        await stop.wait()
+    except Exception:
+        logging.getLogger("vigil").exception("Vigil failed")
+        return 1
+    finally:
+        await vigil.stop()
+    return 0
+
+
+@app.command()
+def sim(
+    cameras: Annotated[int, typer.Option(min=1, max=1000, help="Number of cameras.")] = 4,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="RTSP port.")] = 8654,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    codec: Annotated[str, typer.Option(help="h264 or h265.")] = "h264",
+    size: Annotated[str, typer.Option(help="Picture size WxH.")] = "1280x720",
+    fps: Annotated[int, typer.Option(min=1, max=120)] = 25,
+    bitrate: Annotated[int, typer.Option(min=50, max=100000, help="kbit/s.")] = 2000,
+    gop: Annotated[
+        int | None, typer.Option(help="Frames between keyframes (default: fps).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="Loop this video file instead of a pattern.")
+    ] = None,
+) -> None:
+    """Serve simulated RTSP cameras rtsp://HOST:PORT/cam1 … camN (encoded once, fanned out)."""
+    from vigil.ops.simulator_process import READY_LINE
+
+    if codec not in ("h264", "h265"):
+        console.print(f"[red]error:[/] --codec must be h264 or h265, not {codec!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        width, height = (int(part) for part in size.lower().split("x"))
+    except ValueError:
+        console.print(f"[red]error:[/] --size must look like 1280x720, not {size!r}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    if file is not None and not file.is_file():
+        console.print(f"[red]error:[/] --file {file} does not exist")
+        raise typer.Exit(EXIT_CONFIG)
+
+    from gi.repository import GLib
+
+    from vigil.media.simulator import CameraSimulator, SimulatorSettings
+
+    settings = SimulatorSettings(
+        cameras=cameras,
+        port=port,
+        host=host,
+        codec=codec,
+        width=width,
+        height=height,
+        fps=fps,
+        bitrate_kbit=bitrate,
+        gop_frames=gop,
+        file=file.resolve() if file else None,
+    )
+    simulator = CameraSimulator(settings)
+    loop = GLib.MainLoop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, lambda: loop.quit() or False)
+    try:
+        simulator.start()
+    except (OSError, RuntimeError) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    urls = settings.urls()
+    console.print(
+        f"simulating {cameras} {codec} camera(s) {size}@{fps} {bitrate} kbit/s: "
+        f"{urls[0]} … {urls[-1]}"
+    )
+    print(READY_LINE, flush=True)
+    try:
+        loop.run()
+    finally:
+        simulator.stop()
+
+
+@app.command()
+def doctor() -> None:
+    """Report GStreamer's version and which elements Vigil needs are present or missing."""
+    from vigil.media.doctor import examine
+
+    report = examine()
+    out = Console()
+    out.print(f"GStreamer {report.gstreamer_version}")
+    table = Table("element", "status", "package", "used for")
+    for check in report.required:
+        status = "[green]ok[/]" if check.present else "[red]MISSING[/]"
+        table.add_row(check.element, status, check.package, check.purpose)
+    for check in report.optional:
+        status = "[green]ok[/]" if check.present else "[yellow]absent[/]"
+        table.add_row(check.element, status, check.package, check.purpose)
+    out.print(table)
+    out.print("RTSP server library: " + ("ok" if report.rtsp_server else "[red]MISSING[/]"))
+    out.print("hardware codecs: " + (", ".join(report.hardware) or "none registered"))
+    if not report.ok:
+        out.print(f"[red]missing:[/] apt-get install {' '.join(report.missing_packages)}")
+        raise typer.Exit(1)
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="The YAML file to check.")]) -> None:
+    """Validate a configuration file: exit 0 if valid, 2 with every problem if not."""
+    resolved = _load(file)
+    console.print(f"{file}: valid ({len(resolved.streams)} stream(s))")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the configuration's JSON Schema."""
+    print(json.dumps(json_schema(), indent=2))
+
+
+@config_app.command("default")
+def config_default() -> None:
+    """Print the built-in configuration `vigil run` uses without --config."""
+    print(DEFAULT_CONFIG_YAML, end="")
+
+
+@app.command()
+def version() -> None:
+    """Print Vigil's version."""
+    print(__version__)
+
+
+def main() -> None:
+    """Entry point of the `vigil` console script."""
+    app()

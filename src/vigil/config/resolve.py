@@ -1,0 +1,135 @@
+"""From configuration as written to what the services run: absolute paths, per-stream plans.
+
+The one place where defaults flow from global sections into streams (``segment_seconds``,
+``fragment_seconds``, the recording root) and where relative paths meet a base directory.
+Pure: nothing is created or checked on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigil.config.api import ApiConfig
+from vigil.config.log import LogConfig
+from vigil.config.recording import RecordingConfig
+from vigil.config.root import VigilConfig
+from vigil.config.simulator import SimulatorConfig
+from vigil.config.sources import FileSource, SourceSpec, parse_source
+from vigil.config.streams import StreamConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    """Everything a stream's pipeline needs, with every default filled in and paths absolute.
+
+    `recording_root` is the root the recording package lays ``<stream>/<date>/...`` out under;
+    `redacted_source` is the source URL safe to log.
+    """
+
+    name: str
+    source: SourceSpec
+    redacted_source: str
+    record: bool
+    enabled: bool
+    segment_seconds: int
+    fragment_seconds: float
+    recording_root: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConfig:
+    """A validated configuration made ready to run.
+
+    `simulator` is None when the section is absent or disabled. `config` is the configuration
+    as written (relative paths kept), for reload diffs and display.
+    """
+
+    config: VigilConfig
+    base_dir: Path
+    data_dir: Path
+    recording_root: Path
+    database_path: Path
+    log: LogConfig
+    api: ApiConfig
+    simulator: SimulatorConfig | None
+    streams: tuple[StreamPlan, ...]
+
+    def stream(self, name: str) -> StreamPlan | None:
+        """The plan of the stream called `name` (compared ignoring case), if any."""
+        wanted = name.casefold()
+        return next((plan for plan in self.streams if plan.name.casefold() == wanted), None)
+
+
+def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
+    """Resolve `config` against `base_dir`, the directory of the config file.
+
+    Relative paths are joined to `base_dir` (itself made absolute from the current directory if
+    relative), ``~`` is expanded, ``..`` collapsed; unset ``recording.root`` becomes
+    ``<data_dir>/recordings`` and unset ``database.path`` becomes ``<data_dir>/vigil.db``.
+    """
+    base = Path(os.path.abspath(base_dir))
+    data_dir = absolute_path(config.data_dir, base)
+    recording_root = (
+        absolute_path(config.recording.root, base)
+        if config.recording.root is not None
+        else data_dir / "recordings"
+    )
+    database_path = (
+        absolute_path(config.database.path, base)
+        if config.database.path is not None
+        else data_dir / "vigil.db"
+    )
+    simulator = config.simulator
+    if simulator is not None and not simulator.enabled:
+        simulator = None
+    elif simulator is not None and simulator.file is not None:
+        simulator = simulator.model_copy(update={"file": absolute_path(simulator.file, base)})
+    streams = tuple(
+        plan_stream(
+            stream, recording=config.recording, recording_root=recording_root, base_dir=base
+        )
+        for stream in config.streams
+    )
+    return ResolvedConfig(
+        config=config,
+        base_dir=base,
+        data_dir=data_dir,
+        recording_root=recording_root,
+        database_path=database_path,
+        log=config.log,
+        api=config.api,
+        simulator=simulator,
+        streams=streams,
+    )
+
+
+def plan_stream(
+    stream: StreamConfig, *, recording: RecordingConfig, recording_root: Path, base_dir: Path
+) -> StreamPlan:
+    """Plan one stream against the global recording settings (also for streams added at run
+    time); `recording_root` and `base_dir` must already be absolute."""
+    source = parse_source(stream.source, stream.transport)
+    if isinstance(source, FileSource):
+        source = dataclasses.replace(source, path=absolute_path(source.path, base_dir))
+    return StreamPlan(
+        name=stream.name,
+        source=source,
+        redacted_source=stream.redacted_source(),
+        record=stream.record,
+        enabled=stream.enabled,
+        segment_seconds=(
+            stream.segment_seconds
+            if stream.segment_seconds is not None
+            else recording.segment_seconds
+        ),
+        fragment_seconds=recording.fragment_seconds,
+        recording_root=recording_root,
+    )
+
+
+def absolute_path(path: Path, base_dir: Path) -> Path:
+    """`path` made absolute against `base_dir`, with ``~`` expanded and ``..`` collapsed."""
+    return Path(os.path.normpath(base_dir / path.expanduser()))

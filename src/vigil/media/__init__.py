@@ -1,0 +1,1 @@
+"""GStreamer: the only package (with serve/) that imports gi. Pipelines, sources, branches."""

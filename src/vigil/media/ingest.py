@@ -1,0 +1,181 @@
+"""One stream's pipeline: source → parser → tee, with branches attached and detached live.
+
+The owner (a stream supervisor) gets every fact as a `MediaMessage` through `post`, called on
+GStreamer's threads; it must only hand the message over (e.g. `loop.call_soon_threadsafe`).
+Blocking calls here (`start`, `stop`, `attach_recording`, `detach_recording`) belong in a worker
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from gi.repository import Gst
+
+from vigil.config.sources import FileSource, SourceSpec
+from vigil.media import gst
+from vigil.media.caps import codec_of
+from vigil.media.messages import (
+    FirstFrame,
+    MediaMessage,
+    PipelineEos,
+    PipelineError,
+    PipelineWarning,
+)
+from vigil.media.recorder import RecordingBranch, RecordingSpec
+from vigil.media.sources import Source, build_source
+from vigil.observability.redact import redact_text
+
+logger = logging.getLogger(__name__)
+
+Post = Callable[[MediaMessage], None]
+
+
+class IngestPipeline:
+    """Owns the Gst.Pipeline of one stream."""
+
+    def __init__(self, stream: str, spec: SourceSpec, post: Post) -> None:
+        gst.init()
+        self.stream = stream
+        self.spec = spec
+        self._post = post
+        self._lock = threading.Lock()
+        self._eos = threading.Event()
+        self._first_frame_seen = False
+        self._recording: RecordingBranch | None = None
+        self._recording_pad: Gst.Pad | None = None
+        self._detached: list[RecordingBranch] = []
+        self._looping = isinstance(spec, FileSource) and spec.loop
+        self._seeked = False
+
+        self.pipeline = Gst.Pipeline.new(f"stream-{stream}")
+        self.tee = gst.make("tee", "tee", allow_not_linked=True)
+        self.pipeline.add(self.tee)
+        self.tee.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
+        self.source: Source = build_source(stream, spec, self._link_source, self._source_failed)
+        self.source.add_to(self.pipeline)
+
+        bus = self.pipeline.get_bus()
+        bus.add_signal_watch()
+        self._bus_handler = bus.connect("message", self._on_message)
+
+    @property
+    def description(self) -> str:
+        """What the source is, with credentials redacted."""
+        return self.source.description
+
+    # -- source side ------------------------------------------------------------------------
+
+    def _link_source(self, pad: Gst.Pad) -> None:
+        result = pad.link(self.tee.get_static_pad("sink"))
+        if result != Gst.PadLinkReturn.OK:
+            self._source_failed(f"cannot link source to tee: {result.value_nick}")
+
+    def _source_failed(self, reason: str) -> None:
+        self._post(PipelineError(source="source", message=reason, debug=""))
+
+    def _on_first_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        codec, width, height = codec_of(pad.get_current_caps())
+        self._first_frame_seen = True
+        self._post(FirstFrame(codec, width, height))
+        return Gst.PadProbeReturn.REMOVE
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Set the pipeline playing (returns before a network source has connected)."""
+        result = self.pipeline.set_state(Gst.State.PLAYING)
+        if result == Gst.StateChangeReturn.FAILURE:
+            raise RuntimeError(f"{self.stream}: the pipeline refused to start")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the open segment (EOS through the recording branch), then tear down."""
+        if self._recording is not None and self._first_frame_seen:
+            self._eos.clear()
+            self.tee.get_static_pad("sink").send_event(Gst.Event.new_eos())
+            if not self._eos.wait(timeout):
+                logger.warning("%s: recording did not finish within %.1f s", self.stream, timeout)
+        self.pipeline.set_state(Gst.State.NULL)
+        bus = self.pipeline.get_bus()
+        bus.disconnect(self._bus_handler)
+        bus.remove_signal_watch()
+
+    # -- branches ---------------------------------------------------------------------------
+
+    def attach_recording(self, spec: RecordingSpec) -> RecordingBranch:
+        """Start recording; the first segment begins at the next keyframe."""
+        with self._lock:
+            if self._recording is not None:
+                return self._recording
+            branch = RecordingBranch(self.stream, spec, self._post)
+            self.pipeline.add(branch.bin)
+            branch.bin.sync_state_with_parent()
+            tee_pad = self.tee.request_pad_simple("src_%u")
+            if tee_pad is None or tee_pad.link(branch.sink_pad) != Gst.PadLinkReturn.OK:
+                raise RuntimeError(f"{self.stream}: cannot attach the recording branch")
+            self._recording = branch
+            self._recording_pad = tee_pad
+            return branch
+
+    def detach_recording(self, timeout: float = 5.0) -> None:
+        """Stop recording: finish the open segment, then remove the branch; the stream runs on."""
+        with self._lock:
+            branch, tee_pad = self._recording, self._recording_pad
+            self._recording = self._recording_pad = None
+        if branch is None or tee_pad is None:
+            return
+        unlinked = threading.Event()
+
+        def _on_idle(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            pad.unlink(branch.sink_pad)
+            unlinked.set()
+            return Gst.PadProbeReturn.REMOVE
+
+        tee_pad.add_probe(Gst.PadProbeType.IDLE, _on_idle)
+        if not unlinked.wait(timeout):
+            logger.warning(
+                "%s: recording branch did not go idle within %.1f s", self.stream, timeout
+            )
+        self.tee.release_request_pad(tee_pad)
+        # EOS makes splitmuxsink finish its file; its closing message arrives on the bus.
+        branch.sink_pad.send_event(Gst.Event.new_eos())
+        if not branch.wait_closed(timeout):
+            logger.warning("%s: last segment did not close within %.1f s", self.stream, timeout)
+        # Messages for this branch still travel to `handle_message` until it leaves the pipeline.
+        branch.bin.set_state(Gst.State.NULL)
+        with self._lock:
+            self._detached.append(branch)
+        self.pipeline.remove(branch.bin)
+
+    # -- bus (GLib thread) ------------------------------------------------------------------
+
+    def _on_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
+        kind = message.type
+        if kind == Gst.MessageType.ERROR:
+            error, debug = message.parse_error()
+            source = message.src.get_name() if message.src else "pipeline"
+            self._post(PipelineError(source, redact_text(error.message), redact_text(debug or "")))
+        elif kind == Gst.MessageType.WARNING:
+            warning, _debug = message.parse_warning()
+            source = message.src.get_name() if message.src else "pipeline"
+            self._post(PipelineWarning(source, redact_text(warning.message)))
+        elif kind == Gst.MessageType.EOS:
+            self._eos.set()
+            self._post(PipelineEos())
+        elif kind == Gst.MessageType.ELEMENT:
+            structure = message.get_structure()
+            if structure is not None:
+                with self._lock:
+                    branches = [self._recording, *self._detached]
+                for branch in branches:
+                    if branch is not None and branch.handle_message(structure):
+                        break
+        elif kind == Gst.MessageType.ASYNC_DONE and self._looping and not self._seeked:
+            self._seeked = True
+            self.pipeline.seek_simple(
+                Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT, 0
+            )
+        elif kind == Gst.MessageType.SEGMENT_DONE and self._looping:
+            self.pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.SEGMENT, 0)

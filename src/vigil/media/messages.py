@@ -1,0 +1,66 @@
+"""What a running pipeline tells its owner: frozen facts, made on GStreamer's threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class PipelineError:
+    """The pipeline (or one of its elements) failed; `message` is safe to show a user."""
+
+    source: str
+    message: str
+    debug: str
+
+
+@dataclass(frozen=True)
+class PipelineWarning:
+    """An element warned; the pipeline keeps running."""
+
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PipelineEos:
+    """Every sink reached end-of-stream (the pipeline drained after a stop or a file's end)."""
+
+
+@dataclass(frozen=True)
+class FirstFrame:
+    """The first encoded frame reached the tee: the source is delivering video."""
+
+    codec: str | None
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class SegmentFileOpened:
+    """The recording branch opened a new segment file."""
+
+    location: str
+    start: datetime
+    codec: str | None
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class SegmentFileClosed:
+    """The recording branch finished a segment file (it is complete on disk)."""
+
+    location: str
+    duration_s: float
+
+
+MediaMessage = (
+    PipelineError
+    | PipelineWarning
+    | PipelineEos
+    | FirstFrame
+    | SegmentFileOpened
+    | SegmentFileClosed
+)

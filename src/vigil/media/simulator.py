@@ -1,0 +1,208 @@
+"""A camera simulator: N RTSP cameras for tests, demos and benchmarks, for the price of one.
+
+The picture (a moving pattern with a burnt-in clock, or a video file looped) is encoded ONCE.
+Encoded frames go through an appsink into a single shared RTSP media that every mount
+(`/cam1` … `/camN`) resolves to, so 200 cameras cost one encoder plus the sending. The media
+is not seekable (its source is an appsrc), which is what makes sharing it across mount paths safe:
+a client's PLAY then never flushes the media under the other clients' feet.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import gi
+
+gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstApp", "1.0")
+from gi.repository import GLib, Gst, GstApp, GstRtspServer  # noqa: E402
+
+from vigil.media import gst  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """What the simulated cameras send."""
+
+    cameras: int = 4
+    port: int = 8654
+    host: str = "127.0.0.1"
+    codec: str = "h264"
+    width: int = 1280
+    height: int = 720
+    fps: int = 25
+    bitrate_kbit: int = 2000
+    gop_frames: int | None = None
+    file: Path | None = None
+
+    def urls(self) -> list[str]:
+        """The RTSP URL of every simulated camera."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return [f"rtsp://{host}:{self.port}/cam{i}" for i in range(1, self.cameras + 1)]
+
+
+def _encoder_description(s: SimulatorSettings) -> str:
+    gop = s.gop_frames or s.fps
+    if s.codec == "h265":
+        encoder = (
+            f"x265enc tune=zerolatency speed-preset=ultrafast bitrate={s.bitrate_kbit} "
+            f"key-int-max={gop} ! h265parse config-interval=-1 ! "
+            "video/x-h265,stream-format=byte-stream,alignment=au"
+        )
+    else:
+        # CBR so the stream really is `bitrate_kbit` even for a picture that compresses well.
+        encoder = (
+            f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={s.bitrate_kbit} pass=cbr "
+            f"key-int-max={gop} ! h264parse config-interval=-1 ! "
+            "video/x-h264,stream-format=byte-stream,alignment=au"
+        )
+    raw = f"video/x-raw,width={s.width},height={s.height},framerate={s.fps}/1"
+    if s.file is not None:
+        source = f"intervideosrc channel=vigil-sim timeout=1000000000000 ! {raw}"
+    else:
+        source = f"videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! {raw}"
+    return (
+        f'{source} ! clockoverlay time-format="%Y-%m-%d %H:%M:%S" ! {encoder} ! '
+        "appsink name=out emit-signals=true sync=false max-buffers=2 drop=true"
+    )
+
+
+def _file_description(s: SimulatorSettings) -> str:
+    raw = f"video/x-raw,width={s.width},height={s.height},framerate={s.fps}/1"
+    location = GLib.strescape(str(s.file), None)
+    return (
+        f'filesrc location="{location}" ! decodebin ! videoconvert ! videoscale ! videorate ! '
+        f"{raw} ! intervideosink channel=vigil-sim sync=true"
+    )
+
+
+def _payloader(codec: str) -> str:
+    return "rtph265pay" if codec == "h265" else "rtph264pay"
+
+
+class _SharedFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
+    """One media for every mount path: every simulated camera is the same camera."""
+
+    def do_gen_key(self, _url: object) -> str:
+        return "vigil-sim"
+
+
+class CameraSimulator:
+    """Serves `settings.cameras` RTSP cameras; runs on the default GLib main context."""
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        gst.init()
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._appsrcs: list[Gst.Element] = []
+        self._caps: Gst.Caps | None = None
+        self._caps_ready = threading.Event()
+        self._encoder = Gst.parse_launch(_encoder_description(settings))
+        self._decoder = Gst.parse_launch(_file_description(settings)) if settings.file else None
+        appsink = self._encoder.get_by_name("out")
+        appsink.connect("new-sample", self._on_sample)
+        self._server = GstRtspServer.RTSPServer()
+        self._server.set_address(settings.host)
+        self._server.set_service(str(settings.port))
+        self._factory = _SharedFactory()
+        self._factory.set_shared(True)
+        self._factory.set_launch(
+            "( appsrc name=src is-live=true do-timestamp=true format=time max-bytes=4000000 "
+            f"leaky-type=downstream ! {_payloader(settings.codec)} name=pay0 pt=96 "
+            "config-interval=0 )"
+        )
+        self._factory.connect("media-configure", self._on_media_configure)
+        mounts = self._server.get_mount_points()
+        for index in range(1, settings.cameras + 1):
+            mounts.add_factory(f"/cam{index}", self._factory)
+        self._source_id: int | None = None
+        self._watches: list[Gst.Bus] = []
+        self._looping = False
+
+    def start(self) -> None:
+        """Start encoding and listening; call from (or before running) the GLib main loop."""
+        for pipeline in filter(None, (self._decoder, self._encoder)):
+            bus = pipeline.get_bus()
+            bus.add_signal_watch()
+            bus.connect("message", self._on_bus_message)
+            self._watches.append(bus)
+            if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+                raise RuntimeError("the simulator's encoder failed to start")
+        self._source_id = self._server.attach(None)
+        if self._source_id == 0:
+            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        # Clients need the stream's caps for the SDP: wait for the first encoded frame.
+        if not self._caps_ready.wait(15):
+            raise RuntimeError("the simulator's encoder produced no frame within 15 s")
+
+    def stop(self) -> None:
+        """Stop serving and encoding."""
+        if self._source_id:
+            GLib.source_remove(self._source_id)
+            self._source_id = None
+        for bus in self._watches:
+            bus.remove_signal_watch()
+        self._watches.clear()
+        for pipeline in filter(None, (self._encoder, self._decoder)):
+            pipeline.set_state(Gst.State.NULL)
+
+    def _on_sample(self, appsink: GstApp.AppSink) -> Gst.FlowReturn:
+        sample = appsink.pull_sample()
+        if sample is None:
+            return Gst.FlowReturn.OK
+        if self._caps is None:
+            self._caps = sample.get_caps()
+            self._caps_ready.set()
+        with self._lock:
+            targets = list(self._appsrcs)
+        if targets:
+            buffer = sample.get_buffer().copy()
+            # The media timestamps on arrival (do-timestamp): its clock, its base time.
+            buffer.pts = buffer.dts = Gst.CLOCK_TIME_NONE
+            for appsrc in targets:
+                appsrc.push_buffer(buffer)
+        return Gst.FlowReturn.OK
+
+    def _on_media_configure(
+        self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia
+    ) -> None:
+        appsrc = media.get_element().get_child_by_name("src")
+        appsrc.set_property("caps", self._caps)
+        with self._lock:
+            self._appsrcs.append(appsrc)
+        media.connect("unprepared", self._on_unprepared, appsrc)
+        # Start new viewers on a keyframe instead of making them wait for the next GOP.
+        self._encoder.send_event(
+            Gst.Event.new_custom(
+                Gst.EventType.CUSTOM_UPSTREAM,
+                Gst.Structure.new_from_string("GstForceKeyUnit, all-headers=(boolean)true"),
+            )
+        )
+
+    def _on_unprepared(self, _media: GstRtspServer.RTSPMedia, appsrc: Gst.Element) -> None:
+        with self._lock:
+            if appsrc in self._appsrcs:
+                self._appsrcs.remove(appsrc)
+
+    def _on_bus_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
+        if message.type == Gst.MessageType.ERROR:
+            error, debug = message.parse_error()
+            logger.error("simulator: %s (%s)", error.message, debug)
+        elif message.type == Gst.MessageType.SEGMENT_DONE and self._decoder is not None:
+            # Non-flushing segment seek: the file loops without a gap in running time.
+            self._decoder.seek_simple(Gst.Format.TIME, Gst.SeekFlags.SEGMENT, 0)
+        elif (
+            message.type == Gst.MessageType.ASYNC_DONE
+            and self._decoder is not None
+            and message.src is self._decoder
+            and not self._looping
+        ):
+            self._looping = True
+            self._decoder.seek_simple(
+                Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT, 0
+            )

@@ -1,0 +1,1 @@
+"""Running Vigil as a service: child processes, systemd, backups."""

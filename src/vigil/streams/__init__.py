@@ -1,0 +1,1 @@
+"""Streams: desired vs actual, each stream's state machine, and its supervisor."""

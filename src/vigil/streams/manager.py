@@ -1,0 +1,60 @@
+"""The stream manager: one supervisor per configured stream, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+
+from vigil.config.resolve import StreamPlan
+from vigil.events import EventBus
+from vigil.recording.segments import SegmentIndex
+from vigil.streams.supervisor import StreamStatus, StreamSupervisor
+
+logger = logging.getLogger(__name__)
+
+
+class StreamManager:
+    """Holds the desired set of streams and their supervisors."""
+
+    def __init__(self, *, bus: EventBus, index: SegmentIndex, media_executor: Executor) -> None:
+        self._bus = bus
+        self._index = index
+        self._executor = media_executor
+        self._supervisors: dict[str, StreamSupervisor] = {}
+
+    def start(self, plans: list[StreamPlan]) -> None:
+        """Start a supervisor for every enabled plan (streams already running are left alone)."""
+        for plan in plans:
+            if not plan.enabled or plan.name in self._supervisors:
+                continue
+            supervisor = StreamSupervisor(
+                plan, bus=self._bus, index=self._index, media_executor=self._executor
+            )
+            self._supervisors[plan.name] = supervisor
+            supervisor.start()
+
+    async def stop_stream(self, name: str) -> None:
+        """Stop one stream (finishing its segment)."""
+        supervisor = self._supervisors.pop(name, None)
+        if supervisor is not None:
+            await supervisor.stop()
+
+    async def stop(self) -> None:
+        """Stop every stream concurrently, each finishing its open segment."""
+        names = list(self._supervisors)
+        results = await asyncio.gather(
+            *(self.stop_stream(name) for name in names), return_exceptions=True
+        )
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("%s: error while stopping", name, exc_info=result)
+
+    def statuses(self) -> list[StreamStatus]:
+        """Every supervised stream's status, in configuration order."""
+        return [supervisor.status for supervisor in self._supervisors.values()]
+
+    def status(self, name: str) -> StreamStatus | None:
+        """One stream's status, or None if it is not supervised."""
+        supervisor = self._supervisors.get(name)
+        return supervisor.status if supervisor else None
