@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import struct
@@ -19,6 +20,8 @@ FRAGMENTED = [
     "muxer-properties=properties,fragment-duration=1000",
 ]
 PLAIN = ["muxer-factory=mp4mux"]
+RECORD_ATTEMPTS = 4
+RECORD_TIMEOUT_S = 45  # a few seconds of work, on a machine that may be busy
 H264 = ["x264enc", "key-int-max=25", "!", "h264parse"]
 H265 = ["x265enc", "key-int-max=25", "!", "h265parse"]
 
@@ -60,15 +63,27 @@ def pipeline(
 
 
 def record(directory: Path, encoder: list[str], mux: list[str], *, buffers: int) -> list[Path]:
-    """Record `buffers` frames into 5 s segments in `directory`; return the files in order."""
-    directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        pipeline(directory, encoder, mux, buffers=buffers),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return sorted(directory.glob("seg*.mp4"))
+    """Record `buffers` frames into 5 s segments in `directory`; return the files in order.
+
+    Seen here with GStreamer 1.22: gst-launch-1.0 with splitmuxsink sometimes never finishes
+    after EOS (about 1 run in 15, leaving the last fragment unwritten; mp4mux with filesink
+    did not, 0 in 30). Such a run is killed and recorded again.
+    """
+    for _attempt in range(RECORD_ATTEMPTS):
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        try:
+            subprocess.run(
+                pipeline(directory, encoder, mux, buffers=buffers),
+                check=True,
+                capture_output=True,
+                timeout=RECORD_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            continue
+        return sorted(directory.glob("seg*.mp4"))
+    raise RuntimeError(f"gst-launch-1.0 did not finish in {RECORD_ATTEMPTS} attempts")
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,15 @@ def top_level_boxes(path: Path) -> list[Box]:
         boxes.append(Box(kind.decode("ascii"), offset, offset + size))
         offset += size
     return boxes
+
+
+def fragments(boxes: list[Box]) -> list[tuple[Box, Box]]:
+    """The (moof, mdat) pairs among `boxes`."""
+    return [
+        (moof, mdat)
+        for moof, mdat in itertools.pairwise(boxes)
+        if (moof.kind, mdat.kind) == ("moof", "mdat")
+    ]
 
 
 def cut_copy(source: Path, target: Path, length: int) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from recorded_media import (
     ffprobe_decoded_frames,
     ffprobe_format_duration,
     ffprobe_packet_durations,
+    fragments,
     pipeline,
     top_level_boxes,
 )
@@ -32,14 +32,6 @@ Fragments = list[tuple[Box, Box]]
 Cut = Callable[[Fragments, dict[str, Box]], int]
 
 
-def _fragments(boxes: list[Box]) -> Fragments:
-    return [
-        (moof, mdat)
-        for moof, mdat in itertools.pairwise(boxes)
-        if (moof.kind, mdat.kind) == ("moof", "mdat")
-    ]
-
-
 # --- complete files ----------------------------------------------------------------------
 
 
@@ -48,7 +40,7 @@ def test_complete_h264_segments_match_ffprobe(h264_segments: list[Path]) -> None
         info = probe_mp4(path)
         assert (info.codec, info.width, info.height) == ("h264", 320, 240)
         assert info.fragmented
-        assert info.fragments == len(_fragments(top_level_boxes(path))) == 5
+        assert info.fragments == len(fragments(top_level_boxes(path))) == 5
         assert info.complete_bytes == info.file_size == path.stat().st_size
         assert info.partial_box is None
         assert info.first_pts_s == 0.0
@@ -106,9 +98,9 @@ def test_cut_file_counts_complete_fragments(
 ) -> None:
     source = h264_segments[0]
     boxes = top_level_boxes(source)
-    fragments = _fragments(boxes)
+    pairs = fragments(boxes)
     by_kind = {box.kind: box for box in boxes}
-    cut_at = where(fragments, by_kind)
+    cut_at = where(pairs, by_kind)
     cut = cut_copy(source, tmp_path / "cut.mp4", cut_at)
 
     info = probe_mp4(cut)
@@ -120,9 +112,7 @@ def test_cut_file_counts_complete_fragments(
     assert info.complete_bytes == last_whole_box
     # Reference: what ffprobe reads from the same file cut at the end of its last complete
     # fragment (on the cut file itself, ffprobe also counts the samples of the cut fragment).
-    boundary = (
-        fragments[expected_fragments - 1][1].end if expected_fragments else by_kind["moov"].end
-    )
+    boundary = pairs[expected_fragments - 1][1].end if expected_fragments else by_kind["moov"].end
     reference = ffprobe_packet_durations(cut_copy(source, tmp_path / "ref.mp4", boundary))
     assert reference is not None
     assert info.duration_s == pytest.approx(sum(reference))
@@ -137,12 +127,12 @@ def test_zeros_after_the_last_fragment_are_not_a_box(
     h264_segments: list[Path], tmp_path: Path
 ) -> None:
     """A power cut can leave a file longer than what was written, padded with zeros."""
-    fragments = _fragments(top_level_boxes(h264_segments[0]))
+    end = fragments(top_level_boxes(h264_segments[0]))[1][1].end
     padded = tmp_path / "padded.mp4"
-    padded.write_bytes(h264_segments[0].read_bytes()[: fragments[1][1].end] + bytes(65536))
+    padded.write_bytes(h264_segments[0].read_bytes()[:end] + bytes(65536))
     info = probe_mp4(padded)
     assert (info.fragments, info.partial_box) == (2, "?")
-    assert info.complete_bytes == fragments[1][1].end
+    assert info.complete_bytes == end
 
 
 def test_killed_live_recording_is_readable_up_to_its_last_fragment(tmp_path: Path) -> None:

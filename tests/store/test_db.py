@@ -38,9 +38,7 @@ def test_migrate_twice_is_harmless(tmp_path: Path) -> None:
 def test_begin_commits_and_rolls_back(db: Database) -> None:
     with db.begin() as session:
         session.execute(
-            text(
-                "INSERT INTO gaps (stream, start_us, reason) VALUES ('cam', 1, 'kept')"
-            )
+            text("INSERT INTO gaps (stream, start_us, reason) VALUES ('cam', 1, 'kept')")
         )
     try:
         with db.begin() as session:

@@ -47,6 +47,9 @@ class RecordingBranch:
         self._opened_at: dict[str, int] = {}  # location -> running time of its first frame
         self._all_closed = threading.Event()
         self._all_closed.set()
+        # (UTC, running time) of the first segment: later segments are placed on the media
+        # timeline from it, so consecutive segments are contiguous to the frame.
+        self._anchor: tuple[datetime, int] | None = None
         self.bin = Gst.Bin.new(f"record-{stream}")
         self.sink = gst.make(
             "splitmuxsink",
@@ -80,6 +83,11 @@ class RecordingBranch:
 
     def _format_location(self, splitmux: Gst.Element, _fragment_id: int, sample: Gst.Sample) -> str:
         start, running_time = _wall_clock_of(splitmux, sample)
+        if self._anchor is None:
+            self._anchor = (start, running_time)
+        else:
+            anchor_start, anchor_rt = self._anchor
+            start = anchor_start + timedelta(microseconds=(running_time - anchor_rt) // 1000)
         location = self.spec.location_for(start)
         codec, width, height = codec_of(sample.get_caps())
         with self._lock:

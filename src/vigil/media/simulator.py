@@ -16,11 +16,11 @@ from pathlib import Path
 
 import gi
 
+from vigil.media import gst
+
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstApp", "1.0")
 from gi.repository import GLib, Gst, GstApp, GstRtspServer  # noqa: E402
-
-from vigil.media import gst  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class CameraSimulator:
         gst.init()
         self.settings = settings
         self._lock = threading.Lock()
-        self._appsrcs: list[Gst.Element] = []
+        self._appsrcs: dict[Gst.Element, int | None] = {}
         self._caps: Gst.Caps | None = None
         self._caps_ready = threading.Event()
         self._encoder = Gst.parse_launch(_encoder_description(settings))
@@ -112,7 +112,7 @@ class CameraSimulator:
         self._factory = _SharedFactory()
         self._factory.set_shared(True)
         self._factory.set_launch(
-            "( appsrc name=src is-live=true do-timestamp=true format=time max-bytes=4000000 "
+            "( appsrc name=src is-live=true format=time max-bytes=4000000 "
             f"leaky-type=downstream ! {_payloader(settings.codec)} name=pay0 pt=96 "
             "config-interval=0 )"
         )
@@ -159,14 +159,30 @@ class CameraSimulator:
             self._caps = sample.get_caps()
             self._caps_ready.set()
         with self._lock:
-            targets = list(self._appsrcs)
-        if targets:
-            buffer = sample.get_buffer().copy()
-            # The media timestamps on arrival (do-timestamp): its clock, its base time.
-            buffer.pts = buffer.dts = Gst.CLOCK_TIME_NONE
-            for appsrc in targets:
-                appsrc.push_buffer(buffer)
+            targets = list(self._appsrcs.items())
+        source = sample.get_buffer()
+        for appsrc, offset in targets:
+            if offset is None:
+                offset = self._offset_for(appsrc, source.pts)
+                if offset is None:
+                    continue
+            # Keep the encoder's exact frame spacing, moved onto the media's running time:
+            # a real camera's RTP timestamps are regular, not arrival-jittered.
+            buffer = source.copy()
+            buffer.pts = source.pts + offset
+            buffer.dts = Gst.CLOCK_TIME_NONE
+            appsrc.push_buffer(buffer)
         return Gst.FlowReturn.OK
+
+    def _offset_for(self, appsrc: Gst.Element, pts: int) -> int | None:
+        clock = appsrc.get_clock()
+        if clock is None or pts == Gst.CLOCK_TIME_NONE:
+            return None
+        offset = int(clock.get_time() - appsrc.get_base_time()) - pts
+        with self._lock:
+            if appsrc in self._appsrcs:
+                self._appsrcs[appsrc] = offset
+        return offset
 
     def _on_media_configure(
         self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia
@@ -174,7 +190,7 @@ class CameraSimulator:
         appsrc = media.get_element().get_child_by_name("src")
         appsrc.set_property("caps", self._caps)
         with self._lock:
-            self._appsrcs.append(appsrc)
+            self._appsrcs[appsrc] = None
         media.connect("unprepared", self._on_unprepared, appsrc)
         # Start new viewers on a keyframe instead of making them wait for the next GOP.
         self._encoder.send_event(
@@ -186,8 +202,7 @@ class CameraSimulator:
 
     def _on_unprepared(self, _media: GstRtspServer.RTSPMedia, appsrc: Gst.Element) -> None:
         with self._lock:
-            if appsrc in self._appsrcs:
-                self._appsrcs.remove(appsrc)
+            self._appsrcs.pop(appsrc, None)
 
     def _on_bus_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
         if message.type == Gst.MessageType.ERROR:

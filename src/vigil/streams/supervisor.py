@@ -245,6 +245,16 @@ class StreamSupervisor:
         if pipeline is None:
             return
         await self._in_media_thread(lambda: pipeline.stop(STOP_TIMEOUT_S))
+        # The pipeline's last words (its final segment closing) are queued by now: take them.
+        pending: list[_Item] = []
+        while not self._events.empty():
+            item = self._events.get_nowait()
+            if isinstance(item, (SegmentFileOpened, SegmentFileClosed)):
+                await self._on_media(item)
+            else:
+                pending.append(item)
+        for item in pending:
+            self._events.put_nowait(item)
         # Files the recorder did not get to finish are completed from what reached the disk.
         self._index.abandon(self.plan.name)
 
