@@ -38,7 +38,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 EXIT_CONFIG = 2
 
 ConfigOption = Annotated[
