@@ -258,3 +258,18 @@ def test_only_open_rows_are_touched_and_a_second_run_does_nothing(
     assert done_row is not None
     assert (done_row.status, done_row.size_bytes) == (SegmentStatus.COMPLETE, 1)
     assert probe_mp4(open_path).fragments == 5
+
+
+def test_a_directory_in_place_of_the_file_is_left_alone(
+    store: SegmentStore, hour_dir: Path
+) -> None:
+    path = hour_dir / "00.00.mp4"
+    path.mkdir()
+    segment_id = _open_row(store, path)
+
+    report = repair_open_segments(store)
+
+    assert report.failed == 1
+    assert path.is_dir()
+    row = store.get(segment_id)
+    assert row is not None and row.status is SegmentStatus.OPEN

@@ -42,11 +42,8 @@ class IngestPipeline:
         self.spec = spec
         self._post = post
         self._lock = threading.Lock()
-        self._eos = threading.Event()
-        self._first_frame_seen = False
         self._recording: RecordingBranch | None = None
         self._recording_pad: Gst.Pad | None = None
-        self._detached: list[RecordingBranch] = []
         self._looping = isinstance(spec, FileSource) and spec.loop
         self._seeked = False
 
@@ -78,7 +75,6 @@ class IngestPipeline:
 
     def _on_first_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         codec, width, height = codec_of(pad.get_current_caps())
-        self._first_frame_seen = True
         self._post(FirstFrame(codec, width, height))
         return Gst.PadProbeReturn.REMOVE
 
@@ -92,10 +88,10 @@ class IngestPipeline:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the open segment (EOS through the recording branch), then tear down."""
-        if self._recording is not None and self._first_frame_seen:
-            self._eos.clear()
+        branch = self._recording
+        if branch is not None and branch.writing:
             self.tee.get_static_pad("sink").send_event(Gst.Event.new_eos())
-            if not self._eos.wait(timeout):
+            if not branch.wait_closed(timeout):
                 logger.warning("%s: recording did not finish within %.1f s", self.stream, timeout)
         self.pipeline.set_state(Gst.State.NULL)
         bus = self.pipeline.get_bus()
@@ -135,18 +131,12 @@ class IngestPipeline:
 
         tee_pad.add_probe(Gst.PadProbeType.IDLE, _on_idle)
         if not unlinked.wait(timeout):
-            logger.warning(
-                "%s: recording branch did not go idle within %.1f s", self.stream, timeout
-            )
+            logger.warning("%s: recording branch did not go idle within %.1f s", self.stream, timeout)
         self.tee.release_request_pad(tee_pad)
-        # EOS makes splitmuxsink finish its file; its closing message arrives on the bus.
-        branch.sink_pad.send_event(Gst.Event.new_eos())
+        branch.finish()
         if not branch.wait_closed(timeout):
             logger.warning("%s: last segment did not close within %.1f s", self.stream, timeout)
-        # Messages for this branch still travel to `handle_message` until it leaves the pipeline.
         branch.bin.set_state(Gst.State.NULL)
-        with self._lock:
-            self._detached.append(branch)
         self.pipeline.remove(branch.bin)
 
     # -- bus (GLib thread) ------------------------------------------------------------------
@@ -162,16 +152,7 @@ class IngestPipeline:
             source = message.src.get_name() if message.src else "pipeline"
             self._post(PipelineWarning(source, redact_text(warning.message)))
         elif kind == Gst.MessageType.EOS:
-            self._eos.set()
             self._post(PipelineEos())
-        elif kind == Gst.MessageType.ELEMENT:
-            structure = message.get_structure()
-            if structure is not None:
-                with self._lock:
-                    branches = [self._recording, *self._detached]
-                for branch in branches:
-                    if branch is not None and branch.handle_message(structure):
-                        break
         elif kind == Gst.MessageType.ASYNC_DONE and self._looping and not self._seeked:
             self._seeked = True
             self.pipeline.seek_simple(

@@ -1,8 +1,16 @@
 """The recording branch: the stream's encoded video, copied into fragmented MP4 segments.
 
-splitmuxsink cuts segments on keyframes at `segment_seconds`; mp4mux writes a fragment about
-every `fragment_seconds`, so a crash loses at most the fragment in flight. File names come from
-the recording layer (`location_for`), asked when splitmuxsink opens each file.
+Why not splitmuxsink: it holds every GOP in memory until the next keyframe arrives (to decide
+whether the GOP still fits the current file), so a crash loses a whole GOP plus a fragment —
+2–5 s with real cameras — and each stream pays for the buffered GOP and an extra thread.
+Here the branch is a plain `mp4mux (fragmented) ! filesink` per segment; a crash loses at most
+the fragment being assembled (`fragment_seconds`).
+
+Segments are cut on keyframes: a GLib timer arms a pad probe shortly before the segment is due;
+the probe waits for the first keyframe at or after the due running time, opens the next file
+there and retargets the branch's input to it, then removes itself. So Python only looks at
+buffers for about one GOP per segment, never for the whole stream. The old file is finished by
+sending it EOS; it is reported closed once its EOS reached the filesink.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gi.repository import Gst
+from gi.repository import GLib, Gst
 
 from vigil.events import utc_now
 from vigil.media import gst
@@ -22,8 +30,8 @@ from vigil.media.messages import MediaMessage, SegmentFileClosed, SegmentFileOpe
 
 logger = logging.getLogger(__name__)
 
-OPENED = "splitmuxsink-fragment-opened"
-CLOSED = "splitmuxsink-fragment-closed"
+# Arm the keyframe probe this long before a segment is due (wall and media clocks differ a bit).
+ARM_EARLY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,115 +44,198 @@ class RecordingSpec:
     location_for: Callable[[datetime], str]
 
 
+@dataclass
+class _FileChain:
+    """One segment being written: its muxer, its filesink and where it started."""
+
+    location: str
+    mux: Gst.Element
+    sink: Gst.Element
+    pad: Gst.Pad
+    start_running_time: int
+
+
 class RecordingBranch:
-    """A bin (keyframe gate → splitmuxsink) that attaches to an ingest tee."""
+    """A bin whose sink pad takes parsed H.264/H.265 and writes segment files."""
 
     def __init__(self, stream: str, spec: RecordingSpec, post: Callable[[MediaMessage], None]):
         self.stream = stream
         self.spec = spec
         self._post = post
         self._lock = threading.Lock()
-        self._opened_at: dict[str, int] = {}  # location -> running time of its first frame
+        self._file: _FileChain | None = None
+        self._open_files = 0
         self._all_closed = threading.Event()
         self._all_closed.set()
+        self._serial = 0
+        self._split_at: int | None = None  # running time the next segment is due
+        self._probe_id: int | None = None
+        self._timer_id: int | None = None
+        self._stopping = False
         # (UTC, running time) of the first segment: later segments are placed on the media
         # timeline from it, so consecutive segments are contiguous to the frame.
         self._anchor: tuple[datetime, int] | None = None
         self.bin = Gst.Bin.new(f"record-{stream}")
-        self.sink = gst.make(
-            "splitmuxsink",
-            "recorder",
-            max_size_time=spec.segment_seconds * Gst.SECOND,
-            async_finalize=True,
-            muxer_factory="mp4mux",
-            send_keyframe_requests=False,
-        )
-        fragment_ms = max(100, round(spec.fragment_seconds * 1000))
-        self.sink.set_property(
-            "muxer-properties",
-            Gst.Structure.new_from_string(f"properties,fragment-duration={fragment_ms}"),
-        )
+        self.sink_pad = Gst.GhostPad.new_no_target("sink", Gst.PadDirection.SINK)
+        self.sink_pad.set_active(True)
+        self.bin.add_pad(self.sink_pad)
+        # The first segment starts at the first keyframe.
+        self._arm()
+
+    # -- splitting ----------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        with self._lock:
+            if self._probe_id is None and not self._stopping:
+                self._probe_id = self.sink_pad.add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
+
+    def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buffer = info.get_buffer()
+        writing = self._file is not None
+        if buffer is None or buffer.pts == Gst.CLOCK_TIME_NONE:
+            return Gst.PadProbeReturn.OK if writing else Gst.PadProbeReturn.DROP
+        if buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
+            # Before the first file, drop: a segment must start on a keyframe.
+            return Gst.PadProbeReturn.OK if writing else Gst.PadProbeReturn.DROP
+        running_time = _running_time(pad, buffer.pts)
+        if writing and self._split_at is not None and running_time < self._split_at:
+            return Gst.PadProbeReturn.OK
+        caps = pad.get_current_caps()
+        try:
+            self._start_file(caps, running_time)
+        except Exception:  # never let an exception escape into the streaming thread
+            logger.exception("%s: cannot open the next segment", self.stream)
+            return Gst.PadProbeReturn.DROP if self._file is None else Gst.PadProbeReturn.OK
+        with self._lock:
+            self._probe_id = None
+        return Gst.PadProbeReturn.REMOVE
+
+    def _start_file(self, caps: Gst.Caps | None, running_time: int) -> None:
+        start = self._wall_clock(running_time)
+        location = self.spec.location_for(start)
+        self._serial += 1
+        mux = gst.make("mp4mux", f"mux{self._serial}")
+        mux.set_property("fragment-duration", max(100, round(self.spec.fragment_seconds * 1000)))
         # Unbuffered writes: a fragment reaches the kernel as soon as mp4mux emits it, so a
         # SIGKILL costs at most the fragment being assembled, not filesink's 64 KB buffer too.
-        self.sink.set_property(
-            "sink-properties", Gst.Structure.new_from_string("properties,buffer-mode=2")
+        sink = gst.make("filesink", f"file{self._serial}", location=location, buffer_mode=2)
+        sink.set_property("sync", False)
+        sink.set_property("async", False)
+        self.bin.add(mux)
+        self.bin.add(sink)
+        if not mux.link(sink):
+            raise RuntimeError("cannot link mp4mux to filesink")
+        sink.sync_state_with_parent()
+        mux.sync_state_with_parent()
+        mux_pad = mux.request_pad_simple("video_%u")
+        if mux_pad is None:
+            raise RuntimeError("mp4mux refused a video pad")
+        new = _FileChain(location, mux, sink, mux_pad, running_time)
+        sink.get_static_pad("sink").add_probe(
+            Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_sink_event, new
         )
-        self.sink.connect("format-location-full", self._format_location)
-        self.bin.add(self.sink)
-        target = self.sink.request_pad_simple("video")
-        if target is None:
-            raise RuntimeError("splitmuxsink refused a video pad")
-        ghost = Gst.GhostPad.new("sink", target)
-        ghost.set_active(True)
-        self.bin.add_pad(ghost)
-        self.sink_pad = ghost
-        # A segment must start on a keyframe: drop what comes before the first one.
-        ghost.add_probe(Gst.PadProbeType.BUFFER, _drop_until_keyframe)
-
-    def _format_location(self, splitmux: Gst.Element, _fragment_id: int, sample: Gst.Sample) -> str:
-        start, running_time = _wall_clock_of(splitmux, sample)
-        if self._anchor is None:
-            self._anchor = (start, running_time)
-        else:
-            anchor_start, anchor_rt = self._anchor
-            start = anchor_start + timedelta(microseconds=(running_time - anchor_rt) // 1000)
-        location = self.spec.location_for(start)
-        codec, width, height = codec_of(sample.get_caps())
         with self._lock:
-            self._opened_at[location] = running_time
+            old, self._file = self._file, new
+            self._open_files += 1
             self._all_closed.clear()
+            self._split_at = running_time + self.spec.segment_seconds * Gst.SECOND
+        self.sink_pad.set_target(mux_pad)
+        codec, width, height = codec_of(caps)
         self._post(SegmentFileOpened(location, start, codec, width, height))
-        return location
+        if old is not None:
+            old.pad.send_event(Gst.Event.new_eos())
+        self._schedule_split()
+
+    def _schedule_split(self) -> None:
+        delay_ms = max(0, round((self.spec.segment_seconds - ARM_EARLY_S) * 1000))
+
+        def fire() -> bool:
+            with self._lock:
+                self._timer_id = None
+            self._arm()
+            return GLib.SOURCE_REMOVE
+
+        with self._lock:
+            if self._stopping:
+                return
+            if self._timer_id is not None:
+                GLib.source_remove(self._timer_id)
+            self._timer_id = GLib.timeout_add(delay_ms, fire)
+
+    def _wall_clock(self, running_time: int) -> datetime:
+        if self._anchor is None:
+            self._anchor = (_wall_clock_of(self.bin, running_time), running_time)
+        anchor_start, anchor_rt = self._anchor
+        return anchor_start + timedelta(microseconds=(running_time - anchor_rt) // 1000)
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def _on_sink_event(
+        self, _pad: Gst.Pad, info: Gst.PadProbeInfo, chain: _FileChain
+    ) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        if event is None or event.type != Gst.EventType.EOS:
+            return Gst.PadProbeReturn.OK
+        # The muxer has written its last fragment; the file is complete once filesink has it.
+        GLib.idle_add(self._retire, chain)
+        return Gst.PadProbeReturn.OK
+
+    def _retire(self, chain: _FileChain) -> bool:
+        """Release a finished file's elements (GLib thread) and report it closed."""
+        chain.sink.set_state(Gst.State.NULL)
+        chain.mux.set_state(Gst.State.NULL)
+        if chain.mux.get_parent() is self.bin:
+            self.bin.remove(chain.mux)
+        if chain.sink.get_parent() is self.bin:
+            self.bin.remove(chain.sink)
+        self._post(SegmentFileClosed(chain.location, 0.0))
+        with self._lock:
+            self._open_files -= 1
+            if self._open_files == 0:
+                self._all_closed.set()
+        return GLib.SOURCE_REMOVE
+
+    def finish(self) -> None:
+        """Stop splitting and finish the open file (EOS into its muxer)."""
+        with self._lock:
+            self._stopping = True
+            if self._timer_id is not None:
+                GLib.source_remove(self._timer_id)
+                self._timer_id = None
+            if self._probe_id is not None:
+                self.sink_pad.remove_probe(self._probe_id)
+                self._probe_id = None
+            chain = self._file
+        if chain is not None:
+            chain.pad.send_event(Gst.Event.new_eos())
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait until every file this branch opened has been closed; False on timeout."""
         return self._all_closed.wait(timeout)
 
-    def handle_message(self, structure: Gst.Structure) -> bool:
-        """Turn splitmuxsink's bus messages into `SegmentFileClosed`; True if it was ours."""
-        name = structure.get_name()
-        if name == OPENED:
-            return True
-        if name != CLOSED:
-            return False
-        location = structure.get_string("location")
-        ok, running_time = structure.get_uint64("running-time")
-        with self._lock:
-            opened = self._opened_at.pop(location, None)
-            if not self._opened_at:
-                self._all_closed.set()
-        duration = 0.0
-        if ok and opened is not None and running_time >= opened:
-            duration = (running_time - opened) / Gst.SECOND
-        self._post(SegmentFileClosed(location, duration))
-        return True
+    @property
+    def writing(self) -> bool:
+        """True once a segment file is open."""
+        return self._file is not None
 
 
-def _wall_clock_of(element: Gst.Element, sample: Gst.Sample) -> tuple[datetime, int]:
-    """UTC time and running time of the sample's first frame, from the pipeline clock."""
+def _running_time(pad: Gst.Pad, pts: int) -> int:
+    event = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
+    if event is None:
+        return pts
+    running_time = event.parse_segment().to_running_time(Gst.Format.TIME, pts)
+    return pts if running_time == Gst.CLOCK_TIME_NONE else int(running_time)
+
+
+def _wall_clock_of(element: Gst.Element, running_time: int) -> datetime:
+    """UTC time at which the frame with `running_time` was captured (by the pipeline clock)."""
     now = utc_now()
-    buffer = sample.get_buffer()
-    segment = sample.get_segment()
-    running_time = Gst.CLOCK_TIME_NONE
-    if buffer is not None and segment is not None and buffer.pts != Gst.CLOCK_TIME_NONE:
-        running_time = segment.to_running_time(Gst.Format.TIME, buffer.pts)
-    # splitmuxsink's own base time is not the pipeline's (it manages its children itself):
-    # running time is defined by the top-level pipeline.
     top = element
     while (parent := top.get_parent()) is not None:
         top = parent
     clock = top.get_clock()
-    if clock is None or running_time == Gst.CLOCK_TIME_NONE:
-        return now, 0 if running_time == Gst.CLOCK_TIME_NONE else running_time
+    if clock is None:
+        return now
     current = clock.get_time() - top.get_base_time()
     age_ns = max(0, current - running_time)
-    return now - timedelta(microseconds=age_ns // 1000), running_time
-
-
-def _drop_until_keyframe(_pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-    buffer = info.get_buffer()
-    if buffer is None or buffer.pts == Gst.CLOCK_TIME_NONE:
-        return Gst.PadProbeReturn.DROP
-    if buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
-        return Gst.PadProbeReturn.DROP
-    return Gst.PadProbeReturn.REMOVE
+    return now - timedelta(microseconds=age_ns // 1000)

@@ -354,7 +354,7 @@ def _top_level(file: BinaryIO, file_size: int) -> Iterator[_Box | str]:
         header = 8
         if size == 1:
             if len(head) < 16:
-                yield kind
+                yield "?"
                 return
             (size,) = struct.unpack_from(">Q", head, 8)
             header = 16

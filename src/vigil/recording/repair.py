@@ -130,16 +130,24 @@ def _repair(
     if not row.path.exists():
         store.mark_missing(row.id, note="file not found at start-up repair")
         return _outcome(row, RepairAction.MISSING, "file not found")
+    if not row.path.is_file():
+        return _outcome(row, RepairAction.FAILED, "not a regular file; left in place")
     try:
         info = probe_mp4(row.path)
     except (Mp4Error, OSError) as exc:
         problem = str(exc)
     else:
         if info.duration_s > 0:
+            detail = f"{info.duration_s:.3f} s playable, {info.fragments} complete fragments"
             trimmed = 0
             if trim_cut_moof and info.partial_box == "moof":
-                os.truncate(row.path, info.complete_bytes)
-                trimmed = info.file_size - info.complete_bytes
+                try:
+                    os.truncate(row.path, info.complete_bytes)
+                except OSError as exc:
+                    detail += f"; could not trim its cut moof: {exc}"
+                else:
+                    trimmed = info.file_size - info.complete_bytes
+                    detail += f"; trimmed {trimmed} bytes of a cut moof"
             store.close_segment(
                 row.id,
                 end=row.start + timedelta(seconds=info.duration_s),
@@ -150,9 +158,6 @@ def _repair(
                 height=info.height,
                 status=SegmentStatus.REPAIRED,
             )
-            detail = f"{info.fragments} complete fragments, {info.duration_s:.3f} s"
-            if trimmed:
-                detail += f"; trimmed {trimmed} bytes of a cut moof"
             return _outcome(
                 row, RepairAction.REPAIRED, detail, duration_s=info.duration_s, trimmed=trimmed
             )
