@@ -19,7 +19,9 @@ async def test_every_subscriber_gets_what_it_accepts() -> None:
     bus.publish(_state("gate"))
     bus.publish(_state("yard"))
     assert [e.stream for e in (everything.get_nowait(), everything.get_nowait())] == [  # type: ignore[union-attr]
-        "gate", "yard"]
+        "gate",
+        "yard",
+    ]
     assert only_gate.get_nowait().stream == "gate"  # type: ignore[union-attr]
     assert only_gate.get_nowait() is None
     assert everything.get_nowait() is None

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.media import environment_without_vigil, ffprobe, segment_files, simulator, wait_for
+from tests.support.media import (
+    environment_without_vigil,
+    ffprobe,
+    segment_files,
+    simulator,
+    wait_for,
+)
 from vigil.store.db import Database
 from vigil.store.models import SegmentStatus
 from vigil.store.recordings import SegmentRow, SegmentStore
@@ -52,6 +58,7 @@ def test_sigkill_loses_at_most_a_fragment_and_restart_heals(tmp_path: Path) -> N
         )
         vigil = _start(config, log)
         try:
+
             def recording_second_segment() -> bool:
                 if not db_path.exists():
                     return False
@@ -59,9 +66,11 @@ def test_sigkill_loses_at_most_a_fragment_and_restart_heals(tmp_path: Path) -> N
                 now = datetime.now(UTC)
                 return all(
                     any(r.status == SegmentStatus.COMPLETE for r in rows if r.stream == name)
-                    and any(r.status == SegmentStatus.OPEN
-                            and (now - r.start).total_seconds() > 2.5
-                            for r in rows if r.stream == name)
+                    and any(
+                        r.status == SegmentStatus.OPEN and (now - r.start).total_seconds() > 2.5
+                        for r in rows
+                        if r.stream == name
+                    )
                     for name in ("cam1", "cam2")
                 )
 
@@ -85,12 +94,16 @@ def test_sigkill_loses_at_most_a_fragment_and_restart_heals(tmp_path: Path) -> N
         # Restart: open rows are completed from the files, and recording resumes.
         vigil = _start(config, log)
         try:
+
             def healed_and_recording() -> bool:
                 rows = {r.id: r for r in _rows(db_path)}
                 healed = all(rows[r.id].status == SegmentStatus.REPAIRED for r in open_rows)
                 resumed = all(
-                    any(r.status == SegmentStatus.COMPLETE and r.start > killed_at
-                        for r in rows.values() if r.stream == name)
+                    any(
+                        r.status == SegmentStatus.COMPLETE and r.start > killed_at
+                        for r in rows.values()
+                        if r.stream == name
+                    )
                     for name in ("cam1", "cam2")
                 )
                 return healed and resumed

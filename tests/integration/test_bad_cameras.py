@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -41,11 +42,14 @@ async def test_bad_cameras_fail_readably_and_good_ones_record_without_gaps(tmp_p
                 return found
 
             def bad_ones_failed() -> bool:
-                return all(status(name).state in (StreamState.RECONNECTING, StreamState.FAILED)
-                           for name in ("dead", "garbage"))
+                return all(
+                    status(name).state in (StreamState.RECONNECTING, StreamState.FAILED)
+                    for name in ("dead", "garbage")
+                )
 
-            await until(bad_ones_failed, timeout=60,
-                        message=f"{status('dead')} / {status('garbage')}")
+            await until(
+                bad_ones_failed, timeout=60, message=f"{status('dead')} / {status('garbage')}"
+            )
             await until(lambda: closed.at_least(["good1", "good2"], 4), timeout=90)
             for name in ("dead", "garbage"):
                 current = status(name)
@@ -59,7 +63,7 @@ async def test_bad_cameras_fail_readably_and_good_ones_record_without_gaps(tmp_p
 
     for name in ("good1", "good2"):
         segments = sorted(events[name], key=lambda e: e.start)
-        for before, after in zip(segments, segments[1:], strict=False):
+        for before, after in itertools.pairwise(segments):
             gap = (after.start - before.end).total_seconds()
             assert abs(gap) < 2 * FRAME, f"{name}: {gap:.3f} s gap"
     assert not (tmp_path / "data" / "recordings" / "dead").exists()

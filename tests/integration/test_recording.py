@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def _check_recording(
             assert row.duration_s is not None
             assert abs(row.duration_s - segment_seconds) <= GOP_S + FRAME, row.path
         # Contiguous: each segment starts where the previous one ended.
-        for before, after in zip(mine, mine[1:], strict=False):
+        for before, after in itertools.pairwise(mine):
             assert before.end is not None
             gap = (after.start - before.end).total_seconds()
             assert abs(gap) < 2 * FRAME, f"{name}: gap of {gap:.3f} s before {after.path}"
@@ -77,8 +78,11 @@ async def test_three_cameras_record_playable_contiguous_segments(tmp_path: Path)
         async with running_vigil(_config(tmp_path, port, names), tmp_path) as vigil:
             closed = ClosedSegments(vigil)
             # Five full 5 s segments per camera is ~30 s of recording.
-            await until(lambda: closed.at_least(names, 5), timeout=120,
-                        message=f"segments closed: {closed.poll()}")
+            await until(
+                lambda: closed.at_least(names, 5),
+                timeout=120,
+                message=f"segments closed: {closed.poll()}",
+            )
     _check_recording(tmp_path, names, "h264", (640, 360), 5)
 
 
@@ -87,6 +91,9 @@ async def test_h265_camera_is_recorded_the_same_way(tmp_path: Path) -> None:
     with simulator(cameras=1, codec="h265", fps=FPS, gop=FPS) as (port, _process):
         async with running_vigil(_config(tmp_path, port, names), tmp_path) as vigil:
             closed = ClosedSegments(vigil)
-            await until(lambda: closed.at_least(names, 3), timeout=90,
-                        message=f"segments closed: {closed.poll()}")
+            await until(
+                lambda: closed.at_least(names, 3),
+                timeout=90,
+                message=f"segments closed: {closed.poll()}",
+            )
     _check_recording(tmp_path, names, "h265", (640, 360), 5)

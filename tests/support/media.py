@@ -25,8 +25,14 @@ def free_port() -> int:
 
 @contextmanager
 def simulator(
-    *, cameras: int = 3, codec: str = "h264", size: str = "640x360", fps: int = 25,
-    bitrate: int = 800, gop: int | None = None, port: int | None = None,
+    *,
+    cameras: int = 3,
+    codec: str = "h264",
+    size: str = "640x360",
+    fps: int = 25,
+    bitrate: int = 800,
+    gop: int | None = None,
+    port: int | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """Run `vigil sim` as a child process; yields (port, process) once it serves."""
     port = port or free_port()

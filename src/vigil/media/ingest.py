@@ -131,7 +131,7 @@ class IngestPipeline:
 
         tee_pad.add_probe(Gst.PadProbeType.IDLE, _on_idle)
         if not unlinked.wait(timeout):
-            logger.warning("%s: recording branch did not go idle within %.1f s", self.stream, timeout)
+            logger.warning("%s: recording branch not idle within %.1f s", self.stream, timeout)
         self.tee.release_request_pad(tee_pad)
         branch.finish()
         if not branch.wait_closed(timeout):

@@ -55,11 +55,11 @@ class GLibLoopThread:
 
     def _mark_ready(self) -> bool:
         self._ready.set()
-        return GLib.SOURCE_REMOVE
+        return False  # GLib.SOURCE_REMOVE
 
     def _beat(self) -> bool:
         self.last_beat = time.monotonic()
-        return GLib.SOURCE_CONTINUE
+        return True  # GLib.SOURCE_CONTINUE
 
     def call(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run `fn` on the GLib thread; the returned future carries its result or exception."""
@@ -71,7 +71,7 @@ class GLibLoopThread:
                     future.set_result(fn())
                 except BaseException as exc:  # handed to the caller through the future
                     future.set_exception(exc)
-            return GLib.SOURCE_REMOVE
+            return False  # GLib.SOURCE_REMOVE
 
         GLib.idle_add(_invoke)
         return future

@@ -2,7 +2,7 @@
 
 Why not splitmuxsink: it holds every GOP in memory until the next keyframe arrives (to decide
 whether the GOP still fits the current file), so a crash loses a whole GOP plus a fragment —
-2–5 s with real cameras — and each stream pays for the buffered GOP and an extra thread.
+2 to 5 s with real cameras — and each stream pays for the buffered GOP and an extra thread.
 Here the branch is a plain `mp4mux (fragmented) ! filesink` per segment; a crash loses at most
 the fragment being assembled (`fragment_seconds`).
 
@@ -153,7 +153,7 @@ class RecordingBranch:
             with self._lock:
                 self._timer_id = None
             self._arm()
-            return GLib.SOURCE_REMOVE
+            return False  # GLib.SOURCE_REMOVE
 
         with self._lock:
             if self._stopping:
@@ -193,7 +193,7 @@ class RecordingBranch:
             self._open_files -= 1
             if self._open_files == 0:
                 self._all_closed.set()
-        return GLib.SOURCE_REMOVE
+        return False  # GLib.SOURCE_REMOVE
 
     def finish(self) -> None:
         """Stop splitting and finish the open file (EOS into its muxer)."""

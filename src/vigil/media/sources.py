@@ -7,6 +7,7 @@ once. Sources that deliver raw or other-codec video are encoded to H.264 once, h
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -59,7 +60,7 @@ def build_source(
 def _add_chain(pipeline: Gst.Bin, elements: list[Gst.Element]) -> None:
     for element in elements:
         pipeline.add(element)
-    for upstream, downstream in zip(elements, elements[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(elements):
         if not upstream.link(downstream):
             raise RuntimeError(f"cannot link {upstream.get_name()} to {downstream.get_name()}")
     for element in elements:

@@ -285,9 +285,8 @@ class StreamSupervisor:
                 await self._apply(Failure("the source ended the stream"))
         elif isinstance(message, PipelineWarning):
             logger.warning("%s: %s: %s", self.plan.name, message.source, message.message)
-        elif isinstance(message, _FirstFrameDeadline):
-            if self._state is StreamState.STARTING:
-                await self._apply(Failure(f"no video within {FIRST_FRAME_TIMEOUT_S:.0f} s"))
+        elif isinstance(message, _FirstFrameDeadline) and self._state is StreamState.STARTING:
+            await self._apply(Failure(f"no video within {FIRST_FRAME_TIMEOUT_S:.0f} s"))
 
 
 def _is_permanent(reason: str) -> bool:
