@@ -40,6 +40,11 @@ class StreamManager:
         if supervisor is not None:
             await supervisor.stop()
 
+    async def restart(self, plan: StreamPlan) -> None:
+        """Stop the stream called `plan.name` (if running) and start it again from `plan`."""
+        await self.stop_stream(plan.name)
+        self.start([plan])
+
     async def stop(self) -> None:
         """Stop every stream concurrently, each finishing its open segment."""
         names = list(self._supervisors)
