@@ -30,7 +30,9 @@ def _h264_clip(path: Path, seconds: int = 3) -> Path:
 
 
 async def _record(tmp_path: Path, streams: str, names: list[str], segments: int) -> None:
-    config = f"data_dir: {tmp_path / 'data'}\nrecording: {{segment_seconds: 2}}\nstreams:\n{streams}"
+    config = (
+        f"data_dir: {tmp_path / 'data'}\nrecording: {{segment_seconds: 2}}\nstreams:\n{streams}"
+    )
     async with running_vigil(config, tmp_path) as vigil:
         closed = ClosedSegments(vigil)
         await until(lambda: closed.at_least(names, segments), timeout=90,
@@ -97,7 +99,12 @@ async def test_recording_branch_detaches_and_reattaches_while_streaming(tmp_path
     from vigil.config import parse_source
     from vigil.media.ingest import IngestPipeline
     from vigil.media.mainloop import GLibLoopThread
-    from vigil.media.messages import FirstFrame, MediaMessage, SegmentFileClosed
+    from vigil.media.messages import (
+        FirstFrame,
+        MediaMessage,
+        SegmentFileClosed,
+        SegmentFileOpened,
+    )
     from vigil.media.recorder import RecordingSpec
     from vigil.recording.paths import claim_segment_path
 
@@ -129,7 +136,7 @@ async def test_recording_branch_detaches_and_reattaches_while_streaming(tmp_path
         await asyncio.sleep(1.5)  # the stream runs on unrecorded; nothing new is written
         assert set(segment_files(root)) == detached
         await asyncio.to_thread(pipeline.attach_recording, spec)
-        await wait_for(SegmentFileClosed, 1)
+        await wait_for(SegmentFileOpened, 1)
     finally:
         await asyncio.to_thread(pipeline.stop)
         glib.stop()

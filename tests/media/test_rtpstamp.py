@@ -418,6 +418,10 @@ def client(url: str, mode: str, frames: int) -> dict[str, Any]:
             raise SystemExit(f"client error: {error.message} ({debug})")
     # rtspsrc warns about its interrupted requests while it shuts down: not what we check
     print(TEARDOWN, file=sys.stderr, flush=True)
+    # Source first: with no jitterbuffer thread, rtspsrc's TCP task is the streaming thread
+    # down to the sink, and a whole-pipeline stop can leave it in a PAUSED sink's preroll wait
+    # while rtspsrc waits for it (see vigilrtpstamp.c, "Using it").
+    pipeline.get_by_name("src").set_state(Gst.State.NULL)
     pipeline.set_state(Gst.State.NULL)
     return {"pts": pts, "jitterbuffer_threads": threads}
 

@@ -45,7 +45,6 @@ class IngestPipeline:
         self._recording: RecordingBranch | None = None
         self._recording_pad: Gst.Pad | None = None
         self._looping = isinstance(spec, FileSource) and spec.loop
-        self._seeked = False
 
         self.pipeline = Gst.Pipeline.new(f"stream-{stream}")
         self.tee = gst.make("tee", "tee", allow_not_linked=True)
@@ -76,6 +75,10 @@ class IngestPipeline:
     def _on_first_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         codec, width, height = codec_of(pad.get_current_caps())
         self._post(FirstFrame(codec, width, height))
+        if self._looping:
+            # Turn the file's end into SEGMENT_DONE (not EOS): a segment seek, made off this
+            # streaming thread. The few frames played twice at the start are harmless.
+            self.pipeline.call_async(lambda _element: self._seek_to_start())
         return Gst.PadProbeReturn.REMOVE
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -84,7 +87,16 @@ class IngestPipeline:
         """Set the pipeline playing (returns before a network source has connected)."""
         result = self.pipeline.set_state(Gst.State.PLAYING)
         if result == Gst.StateChangeReturn.FAILURE:
-            raise RuntimeError(f"{self.stream}: the pipeline refused to start")
+            # The element said why on the bus (e.g. a device that does not exist): use that.
+            message = self.pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
+            reason = "the pipeline refused to start"
+            if message is not None:
+                error, debug = message.parse_error()
+                reason = redact_text(error.message)
+                if debug:
+                    reason += f" ({redact_text(debug.strip().splitlines()[-1])})"
+            self.pipeline.set_state(Gst.State.NULL)
+            raise RuntimeError(reason)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the open segment (EOS through the recording branch), then tear down."""
@@ -93,6 +105,12 @@ class IngestPipeline:
             self.tee.get_static_pad("sink").send_event(Gst.Event.new_eos())
             if not branch.wait_closed(timeout):
                 logger.warning("%s: recording did not finish within %.1f s", self.stream, timeout)
+        # Source first: without a jitterbuffer thread the source's own thread carries buffers
+        # all the way down, and stopping everything at once can deadlock it against a pausing
+        # sink (seen with gdb). A stopped source has nothing left in flight.
+        source = self.pipeline.get_by_name("source")
+        if source is not None:
+            source.set_state(Gst.State.NULL)
         self.pipeline.set_state(Gst.State.NULL)
         bus = self.pipeline.get_bus()
         bus.disconnect(self._bus_handler)
@@ -153,10 +171,16 @@ class IngestPipeline:
             self._post(PipelineWarning(source, redact_text(warning.message)))
         elif kind == Gst.MessageType.EOS:
             self._post(PipelineEos())
-        elif kind == Gst.MessageType.ASYNC_DONE and self._looping and not self._seeked:
-            self._seeked = True
-            self.pipeline.seek_simple(
-                Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.SEGMENT, 0
-            )
         elif kind == Gst.MessageType.SEGMENT_DONE and self._looping:
-            self.pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.SEGMENT, 0)
+            self._seek_to_start()
+
+    def _seek_to_start(self) -> None:
+        """Play the file again from its start, without a flush: running time (and so the
+        recording) continues without a gap. Sent upstream from the tee, so it reaches the
+        demuxer whatever sinks exist (the recording branch makes its sinks on the fly)."""
+        seek = Gst.Event.new_seek(
+            1.0, Gst.Format.TIME, Gst.SeekFlags.SEGMENT,
+            Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1,
+        )  # fmt: skip
+        if not self.tee.get_static_pad("sink").push_event(seek):
+            logger.warning("%s: the file source refused to loop", self.stream)

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 # Arm the keyframe probe this long before a segment is due (wall and media clocks differ a bit).
 ARM_EARLY_S = 0.5
+MP4_FORMATS = (
+    "video/x-h264,stream-format={avc,avc3},alignment=au;"
+    "video/x-h265,stream-format={hvc1,hev1},alignment=au"
+)
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,14 @@ class RecordingBranch:
         # timeline from it, so consecutive segments are contiguous to the frame.
         self._anchor: tuple[datetime, int] | None = None
         self.bin = Gst.Bin.new(f"record-{stream}")
-        self.sink_pad = Gst.GhostPad.new_no_target("sink", Gst.PadDirection.SINK)
+        # The formats mp4mux takes, stated before any muxer exists, so that the parser upstream
+        # negotiates them (H.265 parsers would otherwise keep byte-stream, which mp4mux refuses).
+        self._filter = gst.make("capsfilter", "formats", caps=Gst.Caps.from_string(MP4_FORMATS))
+        self.bin.add(self._filter)
+        self.sink_pad = Gst.GhostPad.new("sink", self._filter.get_static_pad("sink"))
         self.sink_pad.set_active(True)
         self.bin.add_pad(self.sink_pad)
+        self._out = self._filter.get_static_pad("src")
         # The first segment starts at the first keyframe.
         self._arm()
 
@@ -87,7 +96,7 @@ class RecordingBranch:
     def _arm(self) -> None:
         with self._lock:
             if self._probe_id is None and not self._stopping:
-                self._probe_id = self.sink_pad.add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
+                self._probe_id = self._out.add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
 
     def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buffer = info.get_buffer()
@@ -139,7 +148,12 @@ class RecordingBranch:
             self._open_files += 1
             self._all_closed.clear()
             self._split_at = running_time + self.spec.segment_seconds * Gst.SECOND
-        self.sink_pad.set_target(mux_pad)
+        # Inside this pad's buffer probe the peer is read only after the probe returns, so
+        # relinking here sends the keyframe (and the sticky events) to the new muxer.
+        if old is not None:
+            self._out.unlink(old.pad)
+        if self._out.link(mux_pad) != Gst.PadLinkReturn.OK:
+            raise RuntimeError("cannot link the recording input to mp4mux")
         codec, width, height = codec_of(caps)
         self._post(SegmentFileOpened(location, start, codec, width, height))
         if old is not None:
@@ -203,7 +217,7 @@ class RecordingBranch:
                 GLib.source_remove(self._timer_id)
                 self._timer_id = None
             if self._probe_id is not None:
-                self.sink_pad.remove_probe(self._probe_id)
+                self._out.remove_probe(self._probe_id)
                 self._probe_id = None
             chain = self._file
         if chain is not None:

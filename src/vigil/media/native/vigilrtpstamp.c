@@ -26,6 +26,18 @@
  * DTS stays GST_CLOCK_TIME_NONE: RTP carries presentation time, and B-frames make it non-monotonic
  * (which is normal and never a resync).
  *
+ * USING IT
+ * --------
+ * Connect rtpbin's "request-jitterbuffer" (rtspsrc "new-manager" hands you the rtpbin) and return
+ * a new vigilrtpstamp; over TCP only (UDP needs reordering, keep rtpjitterbuffer there).
+ * Without the jitterbuffer's thread, rtspsrc's TCP task is the streaming thread down to the
+ * first queue. If a sink sits directly behind it, stopping the whole pipeline can deadlock:
+ * PLAYING->PAUSED puts the sink first, the task then blocks in the sink's preroll wait, and
+ * rtspsrc waits for that task before it can pause. Seen here with fakesink sync=true every time
+ * (and once with sync=false) on GStreamer 1.22; not with a queue in between, nor when rtspsrc is
+ * set to NULL before the rest of the pipeline. Keep a queue before any sink, or stop the source
+ * first.
+ *
  * WHAT RTPBIN DOES WITH ITS JITTERBUFFER (gst-plugins-good gst/rtpmanager/gstrtpbin.c, read at
  * GStreamer/gstreamer commit 02115a5efc697845b6328d26a50b756dcf9b4549, a 1.22-era tree: it has the
  * 1.22 properties min-ts-offset / add-reference-timestamp-meta and nothing newer)
