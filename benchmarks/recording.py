@@ -98,8 +98,11 @@ def probe_packets(path: Path) -> tuple[int, float, float]:
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
          "-of", "json", str(path)], capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
-    times = [float(p["pts_time"]) for p in json.loads(out or "{}").get("packets", [])
-             if p.get("pts_time") not in (None, "N/A")]
+    times = [
+        float(p["pts_time"])
+        for p in json.loads(out or "{}").get("packets", [])
+        if p.get("pts_time") not in (None, "N/A")
+    ]
     if not times:
         return 0, 0.0, 0.0
     return len(times), min(times), max(times)
@@ -123,8 +126,12 @@ def run_vigil(port: int, cameras: int, seconds: float, warmup: float, work: Path
     )
     config.write_text(f"data_dir: {data}\nlog: {{level: warning}}\nstreams:\n{streams}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    process = subprocess.Popen([sys.executable, "-m", "vigil", "run", "-c", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     time.sleep(warmup)
     cpu, pss = measure([process.pid], seconds)
     process.send_signal(signal.SIGINT)
@@ -184,10 +191,12 @@ def machine() -> str:
                platform.processor())  # fmt: skip
     gst = subprocess.run(["gst-launch-1.0", "--version"], capture_output=True, text=True)
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True)
-    return (f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-            f"{gst.stdout.splitlines()[1] if gst.stdout else 'GStreamer ?'}, "
-            f"{ffmpeg.stdout.split(' Copyright')[0] if ffmpeg.stdout else 'ffmpeg ?'}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
+        f"{gst.stdout.splitlines()[1] if gst.stdout else 'GStreamer ?'}, "
+        f"{ffmpeg.stdout.split(' Copyright')[0] if ffmpeg.stdout else 'ffmpeg ?'}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -215,8 +224,12 @@ def main() -> None:
     args.output.write_text(report)
 
 
-def render(results: dict[int, tuple[float, Result, Result]], counts: list[int],
-           args: argparse.Namespace, machine_text: str) -> str:
+def render(
+    results: dict[int, tuple[float, Result, Result]],
+    counts: list[int],
+    args: argparse.Namespace,
+    machine_text: str,
+) -> str:
     lines = [
         "| N | Vigil CPU % | ffmpeg CPU % | CPU ratio | Vigil PSS MB | ffmpeg PSS MB "
         "| Vigil MB/stream | ffmpeg MB/stream | missing s/stream Vigil | ffmpeg | sim idle CPU % |",
@@ -235,29 +248,38 @@ def render(results: dict[int, tuple[float, Result, Result]], counts: list[int],
         per_stream = (results[100][1].pss_mb - results[10][1].pss_mb) / 90
         ffmpeg_one = results[100][2].pss_mb / 100
         marginal = (
-            f"\nVigil's marginal memory per stream, (PSS at 100 − PSS at 10) / 90: "
+            f"\nVigil's marginal memory per stream, (PSS at 100 - PSS at 10) / 90: "
             f"**{per_stream:.2f} MB**, against {ffmpeg_one:.2f} MB PSS per ffmpeg recorder "
             f"(ratio {per_stream / ffmpeg_one:.2f}; target ≤ 0.10).\n"
         )
-    command = (f"./dev bench --counts {','.join(map(str, counts))} --seconds {args.seconds:g} "
-               f"--warmup {args.warmup:g}")
-    return "\n".join([
-        "# Performance", "",
-        "## Recording: Vigil against one `ffmpeg -c copy` per camera", "",
-        f"Command: `{command}` (also `make bench`). Machine: {machine_text}.", "",
-        "Each side records the same simulated cameras (1280x720 H.264, 2 Mbit/s CBR, 25 fps, "
-        "1 s GOP, RTSP over TCP) for the same time; the two sides run one after the other, "
-        "never together. CPU % is utime+stime over the measurement window (100 % = one core), "
-        "PSS is summed over each side's processes (`/proc/PID/smaps_rollup`), so shared "
-        "libraries count once. \"missing\" is, per stream, the recorded timeline's span minus "
-        "the video it holds (frames / fps): holes, not start-up or shut-down. The simulator's "
-        "own CPU (shown idle, encoding only) is not counted. ffmpeg runs "
-        "`ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 60 out%05d.mp4`.",
-        "", *lines, marginal,
-        "The machine has 2 cores shared with the simulator (which sends N × 2 Mbit/s): from "
-        "about N = 100 the box is saturated and both sides' figures include waiting for CPU.",
-        "",
-    ])
+    command = (
+        f"./dev bench --counts {','.join(map(str, counts))} --seconds {args.seconds:g} "
+        f"--warmup {args.warmup:g}"
+    )
+    return "\n".join(
+        [
+            "# Performance",
+            "",
+            "## Recording: Vigil against one `ffmpeg -c copy` per camera",
+            "",
+            f"Command: `{command}` (also `make bench`). Machine: {machine_text}.",
+            "",
+            "Each side records the same simulated cameras (1280x720 H.264, 2 Mbit/s CBR, 25 fps, "
+            "1 s GOP, RTSP over TCP) for the same time; the two sides run one after the other, "
+            "never together. CPU % is utime+stime over the measurement window (100 % = one core), "
+            "PSS is summed over each side's processes (`/proc/PID/smaps_rollup`), so shared "
+            'libraries count once. "missing" is, per stream, the recorded timeline\'s span minus '
+            "the video it holds (frames / fps): holes, not start-up or shut-down. The simulator's "
+            "own CPU (shown idle, encoding only) is not counted. ffmpeg runs "
+            "`ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 60 out%05d.mp4`.",
+            "",
+            *lines,
+            marginal,
+            "The machine has 2 cores shared with the simulator (which sends N x 2 Mbit/s): from "
+            "about N = 100 the box is saturated and both sides' figures include waiting for CPU.",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

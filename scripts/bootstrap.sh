@@ -55,8 +55,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing Python dependencies into .venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$venv/bin/python" -m pip install -q -e ".[test]"
+  # (this machine's pip config names optional local indexes; their absence is not news)
+  "$venv/bin/python" -m pip install -q --upgrade pip 2> >(grep -v "^WARNING: Location" >&2) >/dev/null
+  "$venv/bin/python" -m pip install -q -e ".[test]" 2> >(grep -v "^WARNING: Location" >&2)
   echo "$want" >"$stamp"
 fi
 
