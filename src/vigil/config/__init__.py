@@ -12,6 +12,7 @@ from vigil.config.base import BaseConfig
 from vigil.config.database import DatabaseConfig
 from vigil.config.defaults import DEFAULT_CONFIG_YAML, default_config
 from vigil.config.errors import ConfigError, ConfigIssue
+from vigil.config.ingest import IngestConfig
 from vigil.config.loader import config_base_dir, load_config, load_config_text
 from vigil.config.log import LogConfig, LogFormat, LogLevel
 from vigil.config.recording import RecordingConfig
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigIssue",
     "DatabaseConfig",
     "FileSource",
+    "IngestConfig",
     "LogConfig",
     "LogFormat",
     "LogLevel",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.config.api import ApiConfig
+from vigil.config.ingest import IngestConfig
 from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
 from vigil.config.root import VigilConfig
@@ -37,6 +38,7 @@ class StreamPlan:
     segment_seconds: int
     fragment_seconds: float
     recording_root: Path
+    read_batch_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,11 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
         simulator = simulator.model_copy(update={"file": absolute_path(simulator.file, base)})
     streams = tuple(
         plan_stream(
-            stream, recording=config.recording, recording_root=recording_root, base_dir=base
+            stream,
+            recording=config.recording,
+            recording_root=recording_root,
+            base_dir=base,
+            ingest=config.ingest,
         )
         for stream in config.streams
     )
@@ -107,7 +113,12 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
 
 
 def plan_stream(
-    stream: StreamConfig, *, recording: RecordingConfig, recording_root: Path, base_dir: Path
+    stream: StreamConfig,
+    *,
+    recording: RecordingConfig,
+    recording_root: Path,
+    base_dir: Path,
+    ingest: IngestConfig | None = None,
 ) -> StreamPlan:
     """Plan one stream against the global recording settings (also for streams added at run
     time); `recording_root` and `base_dir` must already be absolute."""
@@ -127,6 +138,7 @@ def plan_stream(
         ),
         fragment_seconds=recording.fragment_seconds,
         recording_root=recording_root,
+        read_batch_ms=(ingest or IngestConfig()).rtsp_read_batch_ms,
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from vigil.config.api import ApiConfig
 from vigil.config.base import BaseConfig, located_error
 from vigil.config.database import DatabaseConfig
+from vigil.config.ingest import IngestConfig
 from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
 from vigil.config.simulator import SimulatorConfig
@@ -36,6 +37,7 @@ class VigilConfig(BaseConfig):
     database: DatabaseConfig = Field(
         default_factory=DatabaseConfig, description="Where the SQLite database lives."
     )
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="The HTTP API.")
     simulator: SimulatorConfig | None = Field(

@@ -25,7 +25,8 @@ from vigil.media.messages import (
     PipelineWarning,
 )
 from vigil.media.recorder import RecordingBranch, RecordingSpec
-from vigil.media.sources import Source, build_source
+from vigil.media.source_factory import build_source
+from vigil.media.sources import Source, SourceFailure
 from vigil.observability.redact import redact_text
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ Post = Callable[[MediaMessage], None]
 class IngestPipeline:
     """Owns the Gst.Pipeline of one stream."""
 
-    def __init__(self, stream: str, spec: SourceSpec, post: Post) -> None:
+    def __init__(
+        self, stream: str, spec: SourceSpec, post: Post, *, read_batch_ms: int = 0
+    ) -> None:
         gst.init()
         self.stream = stream
         self.spec = spec
@@ -44,13 +47,17 @@ class IngestPipeline:
         self._lock = threading.Lock()
         self._recording: RecordingBranch | None = None
         self._recording_pad: Gst.Pad | None = None
+        self._error_seen = threading.Event()
+        self._last_error: str | None = None
         self._looping = isinstance(spec, FileSource) and spec.loop
 
         self.pipeline = Gst.Pipeline.new(f"stream-{stream}")
         self.tee = gst.make("tee", "tee", allow_not_linked=True)
         self.pipeline.add(self.tee)
         self.tee.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
-        self.source: Source = build_source(stream, spec, self._link_source, self._source_failed)
+        self.source: Source = build_source(
+            stream, spec, self._link_source, self._source_failed, read_batch_ms=read_batch_ms
+        )
         self.source.add_to(self.pipeline)
 
         bus = self.pipeline.get_bus()
@@ -88,15 +95,12 @@ class IngestPipeline:
         result = self.pipeline.set_state(Gst.State.PLAYING)
         if result == Gst.StateChangeReturn.FAILURE:
             # The element said why on the bus (e.g. a device that does not exist): use that.
-            message = self.pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
-            reason = "the pipeline refused to start"
-            if message is not None:
-                error, debug = message.parse_error()
-                reason = redact_text(error.message)
-                if debug:
-                    reason += f" ({redact_text(debug.strip().splitlines()[-1])})"
+            # The bus watch may already have taken the message: it keeps the last error.
+            self._error_seen.wait(1.0)
+            reason = self._last_error or "the pipeline refused to start"
             self.pipeline.set_state(Gst.State.NULL)
-            raise RuntimeError(reason)
+            self.source.close()
+            raise SourceFailure(reason)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the open segment (EOS through the recording branch), then tear down."""
@@ -112,6 +116,7 @@ class IngestPipeline:
         if source is not None:
             source.set_state(Gst.State.NULL)
         self.pipeline.set_state(Gst.State.NULL)
+        self.source.close()
         bus = self.pipeline.get_bus()
         bus.disconnect(self._bus_handler)
         bus.remove_signal_watch()
@@ -164,13 +169,23 @@ class IngestPipeline:
         if kind == Gst.MessageType.ERROR:
             error, debug = message.parse_error()
             source = message.src.get_name() if message.src else "pipeline"
-            self._post(PipelineError(source, redact_text(error.message), redact_text(debug or "")))
+            text, detail = redact_text(error.message), redact_text(debug or "")
+            if not self._error_seen.is_set():
+                lines = detail.strip().splitlines()
+                self._last_error = f"{text} ({lines[-1]})" if lines else text
+                self._error_seen.set()
+            self._post(PipelineError(source, text, detail))
         elif kind == Gst.MessageType.WARNING:
             warning, _debug = message.parse_warning()
             source = message.src.get_name() if message.src else "pipeline"
             self._post(PipelineWarning(source, redact_text(warning.message)))
         elif kind == Gst.MessageType.EOS:
             self._post(PipelineEos())
+        elif kind == Gst.MessageType.ELEMENT:
+            structure = message.get_structure()
+            reason = self.source.handle_message(structure) if structure is not None else None
+            if reason is not None:
+                self._post(PipelineError(source="source", message=reason, debug=""))
         elif kind == Gst.MessageType.SEGMENT_DONE and self._looping:
             self._seek_to_start()
 

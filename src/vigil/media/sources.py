@@ -17,7 +17,6 @@ from gi.repository import Gst
 from vigil.config.sources import (
     FileSource,
     RtspSource,
-    SourceSpec,
     TestSource,
     Transport,
     V4l2Source,
@@ -41,23 +40,34 @@ class Source(Protocol):
 
     def add_to(self, pipeline: Gst.Pipeline) -> None: ...
 
+    def handle_message(self, structure: Gst.Structure) -> str | None:
+        """A failure reason if this element message means the source failed, else None."""
+        ...
 
-def build_source(
-    stream: str, spec: SourceSpec, on_output: OutputCallback, on_fail: FailCallback
-) -> Source:
-    """The source for `spec`, ready to be added to a pipeline."""
-    if isinstance(spec, RtspSource):
-        return RtspPullSource(stream, spec, on_output, on_fail)
-    if isinstance(spec, TestSource):
-        return TestPatternSource(stream, spec, on_output)
-    if isinstance(spec, FileSource):
-        return FileLoopSource(stream, spec, on_output, on_fail)
-    if isinstance(spec, V4l2Source):
-        return V4l2DeviceSource(stream, spec, on_output, on_fail)
-    raise TypeError(f"unsupported source spec {type(spec).__name__}")
+    def close(self) -> None:
+        """Release what the source holds outside the pipeline (after the pipeline stopped)."""
+        ...
 
 
-def _add_chain(pipeline: Gst.Bin, elements: list[Gst.Element]) -> None:
+class SourceFailure(RuntimeError):
+    """A source could not be set up; `permanent` when retrying cannot fix it."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class _NoExtras:
+    """Defaults for sources with nothing outside the pipeline and no element messages."""
+
+    def handle_message(self, structure: Gst.Structure) -> str | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def add_chain(pipeline: Gst.Bin, elements: list[Gst.Element]) -> None:
     for element in elements:
         pipeline.add(element)
     for upstream, downstream in itertools.pairwise(elements):
@@ -84,7 +94,7 @@ def encoder_chain(
     return [encoder, gst.make(PARSERS[codec])]
 
 
-class RtspPullSource:
+class RtspPullSource(_NoExtras):
     """rtspsrc pulling one video stream from a camera, depayloaded and parsed."""
 
     def __init__(
@@ -148,7 +158,7 @@ class RtspPullSource:
         assert self._pipeline is not None
         depay = gst.make(depay_name, "depay")
         parse = gst.make(parse_name, "parse")
-        _add_chain(self._pipeline, [depay, parse])
+        add_chain(self._pipeline, [depay, parse])
         if pad.link(depay.get_static_pad("sink")) != Gst.PadLinkReturn.OK:
             self._on_fail(f"cannot link the camera's {encoding} stream to the depayloader")
             return
@@ -160,7 +170,7 @@ def _make_stamper(_rtpbin: Gst.Element, _session: int) -> Gst.Element:
     return Gst.ElementFactory.make("vigilrtpstamp", None)
 
 
-class TestPatternSource:
+class TestPatternSource(_NoExtras):
     """A live synthetic pattern with a burnt-in clock, encoded once for this stream."""
 
     def __init__(self, stream: str, spec: TestSource, on_output: OutputCallback) -> None:
@@ -191,11 +201,11 @@ class TestPatternSource:
             overlay,
             *encoder_chain(spec.codec, bitrate_kbit=spec.bitrate_kbit, gop_frames=gop),
         ]
-        _add_chain(pipeline, chain)
+        add_chain(pipeline, chain)
         self._on_output(chain[-1].get_static_pad("src"))
 
 
-class _ParsebinSource:
+class _ParsebinSource(_NoExtras):
     """Shared logic for sources demuxed by parsebin: pass H.264/H.265 through, encode the rest."""
 
     live = True
@@ -240,7 +250,7 @@ class _ParsebinSource:
         decodebin = chain[0] if codec is None else None
         if decodebin is not None:
             rest = chain[1:]
-            _add_chain(self._pipeline, rest)
+            add_chain(self._pipeline, rest)
             self._pipeline.add(decodebin)
             decodebin.sync_state_with_parent()
             target = rest[0].get_static_pad("sink")
@@ -249,7 +259,7 @@ class _ParsebinSource:
             )
             pad.link(decodebin.get_static_pad("sink"))
         else:
-            _add_chain(self._pipeline, chain)
+            add_chain(self._pipeline, chain)
             pad.link(chain[0].get_static_pad("sink"))
         self._linked = True
         self._on_output(chain[-1].get_static_pad("src"))
@@ -271,7 +281,7 @@ class FileLoopSource(_ParsebinSource):
         self._pipeline = pipeline
         src = gst.make("filesrc", "source", location=str(self.spec.path))
         parsebin = self._make_parsebin()
-        _add_chain(pipeline, [src, parsebin])
+        add_chain(pipeline, [src, parsebin])
 
 
 class V4l2DeviceSource(_ParsebinSource):
@@ -298,4 +308,4 @@ class V4l2DeviceSource(_ParsebinSource):
             caps.set_property("caps", Gst.Caps.from_string("video/x-raw," + ",".join(fields)))
             elements.append(caps)
         elements.append(self._make_parsebin())
-        _add_chain(pipeline, elements)
+        add_chain(pipeline, elements)

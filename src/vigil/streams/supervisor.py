@@ -28,6 +28,7 @@ from vigil.media.messages import (
     SegmentFileOpened,
 )
 from vigil.media.recorder import RecordingSpec
+from vigil.media.sources import SourceFailure
 from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
 from vigil.streams.backoff import Backoff
@@ -216,7 +217,9 @@ class StreamSupervisor:
         plan = self.plan
 
         def build() -> IngestPipeline:
-            pipeline = IngestPipeline(plan.name, plan.source, post)
+            pipeline = IngestPipeline(
+                plan.name, plan.source, post, read_batch_ms=plan.read_batch_ms
+            )
             if plan.record:
                 pipeline.attach_recording(
                     RecordingSpec(
@@ -232,6 +235,9 @@ class StreamSupervisor:
 
         try:
             self._pipeline = await self._in_media_thread(build)
+        except SourceFailure as exc:  # the camera refused, or is not there
+            self._events.put_nowait(Failure(str(exc), permanent=exc.permanent))
+            return
         except Exception as exc:  # a source that cannot even be built is this stream's failure
             logger.exception("%s: cannot start the pipeline", plan.name)
             self._events.put_nowait(Failure(str(exc), permanent=_is_permanent(str(exc))))

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build the plugin; 0 on success, 1 with the reason on stderr."""
     parser = argparse.ArgumentParser(
         prog="python -m vigil.media.native",
-        description="Build Vigil's native GStreamer plugin (vigilrtpstamp).",
+        description="Build Vigil's native GStreamer plugin (vigilrtpstamp, vigilinterleave).",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")

@@ -11,7 +11,6 @@
  * See the GNU Lesser General Public License for more details.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
- * (LGPL so the plugin's licence string is one GStreamer's loader accepts; see GST_PLUGIN_DEFINE.)
  *
  * WHY
  * ---
@@ -25,6 +24,9 @@
  *
  * DTS stays GST_CLOCK_TIME_NONE: RTP carries presentation time, and B-frames make it non-monotonic
  * (which is normal and never a resync).
+ *
+ * Buffer lists (vigilinterleave pushes one per socket read) are stamped in place and pushed on
+ * as one list, with one object lock per list.
  *
  * USING IT
  * --------
@@ -88,16 +90,12 @@
 #include <gst/gst.h>
 #include <gst/rtp/gstrtpbuffer.h>
 
-#define PACKAGE "vigil"           /* GstPluginDesc.source, read by GST_PLUGIN_DEFINE */
-#define VIGIL_PACKAGE "vigil"
-#define VIGIL_VERSION "0.1.0"
-#define VIGIL_ORIGIN "Vigil"
-
 GST_DEBUG_CATEGORY_STATIC (vigil_rtp_stamp_debug);
 #define GST_CAT_DEFAULT vigil_rtp_stamp_debug
 
 #define VIGIL_TYPE_RTP_STAMP (vigil_rtp_stamp_get_type ())
 G_DECLARE_FINAL_TYPE (VigilRtpStamp, vigil_rtp_stamp, VIGIL, RTP_STAMP, GstElement)
+GST_ELEMENT_REGISTER_DECLARE (vigilrtpstamp);
 
 #define DEFAULT_MAX_BACKWARD  (1 * GST_SECOND)
 #define DEFAULT_MAX_FORWARD   (10 * GST_SECOND)
@@ -167,6 +165,9 @@ struct _VigilRtpStamp
 };
 
 G_DEFINE_TYPE (VigilRtpStamp, vigil_rtp_stamp, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (vigilrtpstamp, "vigilrtpstamp", GST_RANK_NONE,
+    VIGIL_TYPE_RTP_STAMP, GST_DEBUG_CATEGORY_INIT (vigil_rtp_stamp_debug, "vigilrtpstamp", 0,
+        "Vigil RTP timestamper"));
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS ("application/x-rtp"));
@@ -324,10 +325,18 @@ continuation_pts (VigilRtpStamp * self)
   return now;
 }
 
-static GstFlowReturn
-vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+/* What a chain call sends to the properties, once per buffer or buffer list. */
+typedef struct
 {
-  VigilRtpStamp *self = VIGIL_RTP_STAMP (parent);
+  guint packets;
+  GstClockTime last_pts;
+} StampTally;
+
+/* Set the PTS of @buf (writable) from its RTP timestamp. GST_FLOW_CUSTOM_SUCCESS: not RTP, drop
+ * it; GST_FLOW_ERROR: no clock-rate (error posted). */
+static GstFlowReturn
+vigil_rtp_stamp_stamp (VigilRtpStamp * self, GstBuffer * buf, StampTally * tally)
+{
   GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
   guint32 rtptime;
   guint pt;
@@ -337,12 +346,9 @@ vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   guint32 old_rtptime = 0;
   GstClockTime old_pts = GST_CLOCK_TIME_NONE;
 
-  (void) pad;
-
   if (G_UNLIKELY (!gst_rtp_buffer_map (buf, GST_MAP_READ, &rtp))) {
     GST_DEBUG_OBJECT (self, "dropping a buffer that is not RTP");
-    gst_buffer_unref (buf);
-    return GST_FLOW_OK;
+    return GST_FLOW_CUSTOM_SUCCESS;
   }
   rtptime = gst_rtp_buffer_get_timestamp (&rtp);
   pt = gst_rtp_buffer_get_payload_type (&rtp);
@@ -358,7 +364,6 @@ vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
               "(caps: %" GST_PTR_FORMAT ").", caps));
       if (caps != NULL)
         gst_caps_unref (caps);
-      gst_buffer_unref (buf);
       return GST_FLOW_ERROR;
     }
   }
@@ -422,7 +427,6 @@ vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   if (!GST_CLOCK_TIME_IS_VALID (self->max_pts) || pts > self->max_pts)
     self->max_pts = pts;
 
-  buf = gst_buffer_make_writable (buf);
   GST_BUFFER_PTS (buf) = pts;
   GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_NONE;
   if (G_UNLIKELY (discont))
@@ -431,12 +435,28 @@ vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   GST_LOG_OBJECT (self, "rtptime %u ext %" G_GUINT64_FORMAT " -> pts %" GST_TIME_FORMAT,
       rtptime, ext, GST_TIME_ARGS (pts));
 
-  GST_OBJECT_LOCK (self);
-  self->packets++;
-  self->last_pts = pts;
-  self->clock_rate_published = self->clock_rate;
-  if (G_UNLIKELY (resynced))
+  tally->packets++;
+  tally->last_pts = pts;
+  if (G_UNLIKELY (resynced)) {
+    /* counted before the message is posted, so a handler reading "resyncs" sees it */
+    GST_OBJECT_LOCK (self);
     self->resyncs++;
+    GST_OBJECT_UNLOCK (self);
+    post_resync (self, old_rtptime, rtptime, old_pts, pts);
+  }
+  return GST_FLOW_OK;
+}
+
+/* Publish a chain call's packets and pick up property changes: one lock per buffer or list. */
+static void
+vigil_rtp_stamp_publish (VigilRtpStamp * self, const StampTally * tally)
+{
+  GST_OBJECT_LOCK (self);
+  self->packets += tally->packets;
+  if (tally->packets > 0) {
+    self->last_pts = tally->last_pts;
+    self->clock_rate_published = self->clock_rate;
+  }
   self->max_backward_cached = self->max_backward;
   self->max_forward_cached = self->max_forward;
   if (G_UNLIKELY (self->pt_map_cleared)) {
@@ -445,11 +465,57 @@ vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     self->clock_rate_pt = -1;
   }
   GST_OBJECT_UNLOCK (self);
+}
 
-  if (G_UNLIKELY (resynced))
-    post_resync (self, old_rtptime, rtptime, old_pts, pts);
+static GstFlowReturn
+vigil_rtp_stamp_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  VigilRtpStamp *self = VIGIL_RTP_STAMP (parent);
+  StampTally tally = { 0, GST_CLOCK_TIME_NONE };
+  GstFlowReturn ret;
 
+  (void) pad;
+
+  buf = gst_buffer_make_writable (buf);
+  ret = vigil_rtp_stamp_stamp (self, buf, &tally);
+  vigil_rtp_stamp_publish (self, &tally);
+  if (G_UNLIKELY (ret != GST_FLOW_OK)) {
+    gst_buffer_unref (buf);
+    return ret == GST_FLOW_CUSTOM_SUCCESS ? GST_FLOW_OK : ret;
+  }
   return gst_pad_push (self->srcpad, buf);
+}
+
+/* Lists (vigilinterleave pushes one per socket read) are stamped in place and pushed on as one
+ * list: without this, GStreamer would call chain and push once per packet. */
+static GstFlowReturn
+vigil_rtp_stamp_chain_list (GstPad * pad, GstObject * parent, GstBufferList * list)
+{
+  VigilRtpStamp *self = VIGIL_RTP_STAMP (parent);
+  StampTally tally = { 0, GST_CLOCK_TIME_NONE };
+  GstFlowReturn ret = GST_FLOW_OK;
+  guint i = 0;
+
+  (void) pad;
+
+  list = gst_buffer_list_make_writable (list);
+  while (i < gst_buffer_list_length (list)) {
+    ret = vigil_rtp_stamp_stamp (self, gst_buffer_list_get_writable (list, i), &tally);
+    if (G_UNLIKELY (ret == GST_FLOW_CUSTOM_SUCCESS)) {
+      gst_buffer_list_remove (list, i, 1);
+      ret = GST_FLOW_OK;
+      continue;
+    }
+    if (G_UNLIKELY (ret != GST_FLOW_OK))
+      break;
+    i++;
+  }
+  vigil_rtp_stamp_publish (self, &tally);
+  if (G_UNLIKELY (ret != GST_FLOW_OK || gst_buffer_list_length (list) == 0)) {
+    gst_buffer_list_unref (list);
+    return ret;
+  }
+  return gst_pad_push_list (self->srcpad, list);
 }
 
 static gboolean
@@ -698,6 +764,8 @@ vigil_rtp_stamp_init (VigilRtpStamp * self)
 {
   self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
   gst_pad_set_chain_function (self->sinkpad, GST_DEBUG_FUNCPTR (vigil_rtp_stamp_chain));
+  gst_pad_set_chain_list_function (self->sinkpad,
+      GST_DEBUG_FUNCPTR (vigil_rtp_stamp_chain_list));
   gst_pad_set_event_function (self->sinkpad,
       GST_DEBUG_FUNCPTR (vigil_rtp_stamp_sink_event));
   GST_PAD_SET_PROXY_CAPS (self->sinkpad);
@@ -719,14 +787,3 @@ vigil_rtp_stamp_init (VigilRtpStamp * self)
   reset_all (self);
 }
 
-static gboolean
-plugin_init (GstPlugin * plugin)
-{
-  GST_DEBUG_CATEGORY_INIT (vigil_rtp_stamp_debug, "vigilrtpstamp", 0,
-      "Vigil RTP timestamper");
-  return gst_element_register (plugin, "vigilrtpstamp", GST_RANK_NONE, VIGIL_TYPE_RTP_STAMP);
-}
-
-GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, vigil,
-    "Vigil's native helpers: vigilrtpstamp", plugin_init, VIGIL_VERSION, "LGPL",
-    VIGIL_PACKAGE, VIGIL_ORIGIN)

@@ -1,0 +1,53 @@
+"""Choose the source implementation for a stream's source spec."""
+
+from __future__ import annotations
+
+from vigil.config.sources import (
+    FileSource,
+    RtspSource,
+    SourceSpec,
+    TestSource,
+    Transport,
+    V4l2Source,
+)
+from vigil.media.rtsp_tcp import RtspTcpSource, native_tcp_available
+from vigil.media.sources import (
+    FailCallback,
+    FileLoopSource,
+    OutputCallback,
+    RtspPullSource,
+    Source,
+    TestPatternSource,
+    V4l2DeviceSource,
+)
+
+
+def build_source(
+    stream: str,
+    spec: SourceSpec,
+    on_output: OutputCallback,
+    on_fail: FailCallback,
+    *,
+    read_batch_ms: int = 0,
+) -> Source:
+    """The source for `spec`, ready to be added to a pipeline.
+
+    RTSP over TCP (and `auto`, which prefers TCP: nothing lost on a busy network) uses Vigil's
+    own client when its native elements are built; UDP, RTSPS and the fallback use rtspsrc.
+    """
+    if isinstance(spec, RtspSource):
+        native = (
+            spec.transport in (Transport.TCP, Transport.AUTO)
+            and spec.url.lower().startswith("rtsp://")
+            and native_tcp_available()
+        )
+        if native:
+            return RtspTcpSource(stream, spec, on_output, on_fail, read_batch_ms=read_batch_ms)
+        return RtspPullSource(stream, spec, on_output, on_fail)
+    if isinstance(spec, TestSource):
+        return TestPatternSource(stream, spec, on_output)
+    if isinstance(spec, FileSource):
+        return FileLoopSource(stream, spec, on_output, on_fail)
+    if isinstance(spec, V4l2Source):
+        return V4l2DeviceSource(stream, spec, on_output, on_fail)
+    raise TypeError(f"unsupported source spec {type(spec).__name__}")
