@@ -43,7 +43,8 @@ REQUIRED: dict[str, tuple[str, str]] = {
 }
 
 OPTIONAL: dict[str, tuple[str, str]] = {
-    "vigilrtpstamp": ("(built by scripts/bootstrap.sh)", "jitterbuffer-free RTSP over TCP"),
+    "vigilrtpstamp": ("(built by scripts/bootstrap.sh)", "RTP timestamps without a jitterbuffer"),
+    "vigilinterleave": ("(built by scripts/bootstrap.sh)", "RTSP over TCP read in batches"),
     "webrtcbin": ("gstreamer1.0-plugins-bad", "WebRTC (later)"),
     "nicesrc": ("gstreamer1.0-nice", "WebRTC ICE (later)"),
 }

@@ -45,7 +45,7 @@ def has_element(name: str) -> bool:
 
 
 def native_available() -> bool:
-    """True when Vigil's native plugin (vigilrtpstamp) is loaded."""
+    """True when Vigil's native plugin (vigilrtpstamp, vigilinterleave) is loaded."""
     init()
     return _native
 
