@@ -221,7 +221,23 @@ def main() -> None:
                 results[n] = (sim_idle, vigil, ffmpeg)
     report = render(results, counts, args, machine())
     print(report)
-    args.output.write_text(report)
+    write_section(args.output, report)
+
+
+START, END = "<!-- bench:recording -->", "<!-- /bench:recording -->"
+
+
+def write_section(path: Path, report: str) -> None:
+    """Replace the benchmark's section of `path` (between its markers), keeping the rest."""
+    section = f"{START}\n{report.strip()}\n{END}"
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        before, _, rest = text.partition(START)
+        _, _, after = rest.partition(END)
+        text = before + section + after
+    else:
+        text = "# Performance\n\n" + section + "\n"
+    path.write_text(text)
 
 
 def render(
@@ -250,7 +266,7 @@ def render(
         marginal = (
             f"\nVigil's marginal memory per stream, (PSS at 100 - PSS at 10) / 90: "
             f"**{per_stream:.2f} MB**, against {ffmpeg_one:.2f} MB PSS per ffmpeg recorder "
-            f"(ratio {per_stream / ffmpeg_one:.2f}; target ≤ 0.10).\n"
+            f"(ratio {per_stream / ffmpeg_one:.2f}; target <= 0.10).\n"
         )
     command = (
         f"./dev bench --counts {','.join(map(str, counts))} --seconds {args.seconds:g} "
@@ -258,8 +274,6 @@ def render(
     )
     return "\n".join(
         [
-            "# Performance",
-            "",
             "## Recording: Vigil against one `ffmpeg -c copy` per camera",
             "",
             f"Command: `{command}` (also `make bench`). Machine: {machine_text}.",

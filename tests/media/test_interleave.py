@@ -8,12 +8,9 @@ then ``fdsrc`` on that socket). The CPU comparison with rtspsrc is benchmarks/rt
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import random
-import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +21,9 @@ import gi
 import pytest
 
 gi.require_version("Gst", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+from gi.repository import Gst  # noqa: E402
 
+from tests.support.rtsp_server import gst_server  # noqa: E402
 from vigil.media import native  # noqa: E402
 from vigil.media.rtsp import open_session  # noqa: E402
 
@@ -380,42 +378,8 @@ def test_garbage_only_is_an_error() -> None:
 
 @pytest.fixture(scope="module")
 def rtsp_url() -> Iterator[str]:
-    with _rtsp_server(SERVER_LAUNCH) as url:
-        yield url
-
-
-@contextlib.contextmanager
-def _rtsp_server(launch: str, port: int = 0) -> Iterator[str]:
-    """GstRtspServer on 127.0.0.1 (``port``, or a free one) serving ``launch`` as one shared
-    media at /test, its GLib main loop in a thread; yields the URL."""
-    gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GstRtspServer
-
-    context = GLib.MainContext.new()
-    loop = GLib.MainLoop.new(context, False)
-    server = GstRtspServer.RTSPServer.new()
-    server.set_address("127.0.0.1")
-    server.set_service(str(port or _free_port()))
-    factory = GstRtspServer.RTSPMediaFactory.new()
-    factory.set_launch(launch)
-    factory.set_shared(True)
-    server.get_mount_points().add_factory("/test", factory)
-    source_id = server.attach(context)
-    thread = threading.Thread(target=loop.run, name="rtsp-server", daemon=True)
-    thread.start()
-    try:
-        yield f"rtsp://127.0.0.1:{server.get_bound_port()}/test"
-    finally:
-        loop.quit()
-        thread.join(timeout=5)
-        context.find_source_by_id(source_id).destroy()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    with gst_server({"/test": SERVER_LAUNCH}) as server:
+        yield server.url("/test")
 
 
 def _pipeline(fd: int, caps: str, sink: str) -> Gst.Pipeline:

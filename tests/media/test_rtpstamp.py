@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import gi
 import pytest
 
 gi.require_version("Gst", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+from gi.repository import Gst  # noqa: E402
 
 from vigil.media import native  # noqa: E402
 
@@ -262,40 +261,17 @@ def test_clock_rate_from_request_pt_map() -> None:
 # --- through a real RTSP session ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def rtsp_url() -> Iterator[str]:
-    gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GstRtspServer
-
-    context = GLib.MainContext.new()
-    loop = GLib.MainLoop.new(context, False)
-    server = GstRtspServer.RTSPServer.new()
-    server.set_address("127.0.0.1")
-    port = _free_port()
-    server.set_service(str(port))
-    factory = GstRtspServer.RTSPMediaFactory.new()
-    factory.set_launch(
+    launch = (
         "( videotestsrc is-live=true ! video/x-raw,framerate=25/1,width=320,height=240 "
         "! x264enc tune=zerolatency key-int-max=25 ! rtph264pay name=pay0 pt=96 )"
     )
-    factory.set_shared(True)
-    server.get_mount_points().add_factory("/test", factory)
-    source_id = server.attach(context)
-    thread = threading.Thread(target=loop.run, name="rtsp-server", daemon=True)
-    thread.start()
-    try:
-        yield f"rtsp://127.0.0.1:{port}/test"
-    finally:
-        loop.quit()
-        thread.join(timeout=5)
-        context.find_source_by_id(source_id).destroy()
+    # Imported here: this file also runs as a script (the client), where `tests` is not a package.
+    from tests.support.rtsp_server import gst_server
+
+    with gst_server({"/test": launch}) as server:
+        yield server.url("/test")
 
 
 @dataclass
