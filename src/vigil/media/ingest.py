@@ -98,8 +98,7 @@ class IngestPipeline:
             # The bus watch may already have taken the message: it keeps the last error.
             self._error_seen.wait(1.0)
             reason = self._last_error or "the pipeline refused to start"
-            self.pipeline.set_state(Gst.State.NULL)
-            self.source.close()
+            self._release()
             raise SourceFailure(reason)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -115,6 +114,10 @@ class IngestPipeline:
         source = self.pipeline.get_by_name("source")
         if source is not None:
             source.set_state(Gst.State.NULL)
+        self._release()
+
+    def _release(self) -> None:
+        """Stop the pipeline, let the source go (its socket, timers) and detach from the bus."""
         self.pipeline.set_state(Gst.State.NULL)
         self.source.close()
         bus = self.pipeline.get_bus()

@@ -305,7 +305,12 @@ class V4l2DeviceSource(_ParsebinSource):
             fields.append(f"framerate={self.spec.fps}/1")
         if fields:
             caps = gst.make("capsfilter")
-            caps.set_property("caps", Gst.Caps.from_string("video/x-raw," + ",".join(fields)))
+            # Size and rate apply whatever the camera encodes: raw, MJPEG or H.264 itself.
+            wanted = ",".join(fields)
+            formats = ("video/x-raw", "image/jpeg", "video/x-h264")
+            caps.set_property(
+                "caps", Gst.Caps.from_string(";".join(f"{kind},{wanted}" for kind in formats))
+            )
             elements.append(caps)
         elements.append(self._make_parsebin())
         add_chain(pipeline, elements)
