@@ -20,9 +20,9 @@ from vigil.media import gst
 from vigil.media.mainloop import GLibLoopThread
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
-from vigil.recording.segments import SegmentIndex
+from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.store.db import Database
-from vigil.store.recordings import SegmentStore
+from vigil.store.recordings import GapStore, SegmentStore
 from vigil.streams.manager import StreamManager
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ class Vigil:
             )
         )
         self._log_repair(report)
-        self.index = SegmentIndex(self.segments, self.bus, self._writer)
+        gaps = GapStore(self.db)
+        await self._write(partial(close_dangling_gaps, gaps, self.segments))
+        self.index = SegmentIndex(self.segments, self.bus, self._writer, gaps)
 
         await asyncio.get_running_loop().run_in_executor(self._media, gst.init)
         self._glib.start()
@@ -128,6 +130,7 @@ class Vigil:
             await self.streams.stop()
         if self.index is not None:
             await self.index.drain()
+            await self.index.close_gaps()
         if self._simulator is not None:
             await self._simulator.stop()
         self._glib.stop()

@@ -128,6 +128,12 @@ def sim(
     file: Annotated[
         Path | None, typer.Option(help="Loop this video file instead of a pattern.")
     ] = None,
+    auth: Annotated[
+        str | None, typer.Option(help="USER:PASSWORD the cameras demand (Basic or Digest).")
+    ] = None,
+    keyframe_on_join: Annotated[
+        bool, typer.Option(help="Send a keyframe when a viewer joins (most cameras do).")
+    ] = True,
 ) -> None:
     """Serve simulated RTSP cameras rtsp://HOST:PORT/cam1 … camN (encoded once, fanned out)."""
     from vigil.ops.simulator_process import READY_LINE
@@ -140,6 +146,13 @@ def sim(
     except ValueError:
         console.print(f"[red]error:[/] --size must look like 1280x720, not {size!r}")
         raise typer.Exit(EXIT_CONFIG) from None
+    credentials: tuple[str, str] | None = None
+    if auth is not None:
+        user, sep, password = auth.partition(":")
+        if not sep or not user:
+            console.print("[red]error:[/] --auth must look like USER:PASSWORD")
+            raise typer.Exit(EXIT_CONFIG)
+        credentials = (user, password)
     if file is not None and not file.is_file():
         console.print(f"[red]error:[/] --file {file} does not exist")
         raise typer.Exit(EXIT_CONFIG)
@@ -159,6 +172,8 @@ def sim(
         bitrate_kbit=bitrate,
         gop_frames=gop,
         file=file.resolve() if file else None,
+        auth=credentials,
+        keyframe_on_join=keyframe_on_join,
     )
     simulator = CameraSimulator(settings)
     loop = GLib.MainLoop()

@@ -68,6 +68,25 @@ class SegmentClosed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GapOpened(Event):
+    """A stream stopped being recorded (its reason says why); the gap lasts until it resumes."""
+
+    stream: str
+    gap_id: int
+    start: datetime
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GapClosed(Event):
+    """Recording of a stream resumed: the gap is over."""
+
+    stream: str
+    gap_id: int
+    end: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class RecordingRepaired(Event):
     """Start-up repair completed rows left open by a crash."""
 
@@ -80,6 +99,8 @@ _TYPE_NAMES: dict[type[Event], str] = {
     StreamStateChanged: "stream.state",
     SegmentOpened: "segment.opened",
     SegmentClosed: "segment.closed",
+    GapOpened: "gap.opened",
+    GapClosed: "gap.closed",
     RecordingRepaired: "recording.repaired",
 }
 

@@ -39,6 +39,9 @@ class StreamPlan:
     fragment_seconds: float
     recording_root: Path
     read_batch_ms: int = 0
+    no_data_timeout_s: float = 5.0
+    reconnect_max_delay_s: float = 30.0
+    stable_after_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,7 @@ def plan_stream(
 ) -> StreamPlan:
     """Plan one stream against the global recording settings (also for streams added at run
     time); `recording_root` and `base_dir` must already be absolute."""
+    ingest = ingest or IngestConfig()
     source = parse_source(stream.source, stream.transport)
     if isinstance(source, FileSource):
         source = dataclasses.replace(source, path=absolute_path(source.path, base_dir))
@@ -138,7 +142,10 @@ def plan_stream(
         ),
         fragment_seconds=recording.fragment_seconds,
         recording_root=recording_root,
-        read_batch_ms=(ingest or IngestConfig()).rtsp_read_batch_ms,
+        read_batch_ms=ingest.rtsp_read_batch_ms,
+        no_data_timeout_s=ingest.no_data_timeout_s,
+        reconnect_max_delay_s=ingest.reconnect_max_delay_s,
+        stable_after_s=ingest.stable_after_s,
     )
 
 

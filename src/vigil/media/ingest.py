@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from gi.repository import Gst
 
-from vigil.config.sources import FileSource, SourceSpec
+from vigil.config.sources import FileSource, RtspSource, SourceSpec
 from vigil.media import gst
 from vigil.media.caps import codec_of
 from vigil.media.messages import (
@@ -54,15 +54,44 @@ class IngestPipeline:
         self.pipeline = Gst.Pipeline.new(f"stream-{stream}")
         self.tee = gst.make("tee", "tee", allow_not_linked=True)
         self.pipeline.add(self.tee)
-        self.tee.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
-        self.source: Source = build_source(
-            stream, spec, self._link_source, self._source_failed, read_batch_ms=read_batch_ms
-        )
-        self.source.add_to(self.pipeline)
+        tee_sink = self.tee.get_static_pad("sink")
+        tee_sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_tee_event)
+        self._read_batch_ms = read_batch_ms
+        self._stopping = False
+        self._generation = 0
+        # Only sources that are not RTP (test patterns, files, V4L2) need a counting probe for
+        # the watchdog; RTP sources are watched through their depayloader's statistics.
+        self._buffers = 0
+        self._counting = False
+        self._source_bin: Gst.Bin | None = None
+        self.source: Source = self._add_source()
 
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
         self._bus_handler = bus.connect("message", self._on_message)
+
+    def _add_source(self) -> Source:
+        """Build the source into its own bin (so it can be replaced while the rest runs)."""
+        self._generation += 1
+        source_bin = Gst.Bin.new(f"source{self._generation}")
+        self.pipeline.add(source_bin)
+        self._source_bin = source_bin
+        first = self.tee.get_static_pad("sink")
+        first.add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
+        source = build_source(
+            self.stream, self.spec, self._link_source, self._source_failed,
+            read_batch_ms=self._read_batch_ms,
+        )  # fmt: skip
+        try:
+            source.add_to(source_bin)
+        except BaseException:
+            self.pipeline.remove(source_bin)
+            self._source_bin = None
+            raise
+        if not isinstance(self.spec, RtspSource) and not self._counting:
+            self._counting = True
+            first.add_probe(Gst.PadProbeType.BUFFER, self._count)
+        return source
 
     @property
     def description(self) -> str:
@@ -72,14 +101,50 @@ class IngestPipeline:
     # -- source side ------------------------------------------------------------------------
 
     def _link_source(self, pad: Gst.Pad) -> None:
-        result = pad.link(self.tee.get_static_pad("sink"))
+        source_bin = pad.get_parent_element().get_parent()
+        if not isinstance(source_bin, Gst.Bin):
+            self._source_failed("source output is not inside its bin")
+            return
+        ghost = Gst.GhostPad.new("src", pad)
+        ghost.set_active(True)
+        source_bin.add_pad(ghost)
+        result = ghost.link(self.tee.get_static_pad("sink"))
         if result != Gst.PadLinkReturn.OK:
             self._source_failed(f"cannot link source to tee: {result.value_nick}")
+
+    def _count(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        self._buffers += 1
+        return Gst.PadProbeReturn.OK
+
+    def _on_tee_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        event = info.get_event()
+        if event is not None and event.type == Gst.EventType.EOS and not self._stopping:
+            # The source ended (camera closed the session): that is a failure to heal, not the
+            # end of the recording. EOS would finish the recording branch for good, so it stops
+            # here; the supervisor replaces the source and the branch starts a new segment.
+            self._post(PipelineEos())
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+    def progress(self) -> object:
+        """A value that changes while video flows (the watchdog compares it over time)."""
+        source_bin = self._source_bin
+        depay = source_bin.get_by_name("depay") if source_bin is not None else None
+        if depay is not None:
+            stats = depay.get_property("stats")
+            if stats is not None:
+                return (stats.get_value("seqnum"), stats.get_value("timestamp"))
+        return self._buffers
 
     def _source_failed(self, reason: str) -> None:
         self._post(PipelineError(source="source", message=reason, debug=""))
 
     def _on_first_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        buffer = info.get_buffer()
+        if buffer is not None and buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
+            # Streaming means recordable: wait for a keyframe (Python sees buffers only until
+            # the first one, then this probe removes itself).
+            return Gst.PadProbeReturn.OK
         codec, width, height = codec_of(pad.get_current_caps())
         self._post(FirstFrame(codec, width, height))
         if self._looping:
@@ -103,6 +168,7 @@ class IngestPipeline:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the open segment (EOS through the recording branch), then tear down."""
+        self._stopping = True
         branch = self._recording
         if branch is not None and branch.writing:
             self.tee.get_static_pad("sink").send_event(Gst.Event.new_eos())
@@ -111,10 +177,53 @@ class IngestPipeline:
         # Source first: without a jitterbuffer thread the source's own thread carries buffers
         # all the way down, and stopping everything at once can deadlock it against a pausing
         # sink (seen with gdb). A stopped source has nothing left in flight.
-        source = self.pipeline.get_by_name("source")
-        if source is not None:
-            source.set_state(Gst.State.NULL)
+        if self._source_bin is not None:
+            self._source_bin.set_state(Gst.State.NULL)
         self._release()
+
+    def stop_source(self) -> None:
+        """Drop the source (camera gone or stalled); the recording branch finishes its segment
+        and waits for the next source's first keyframe. The rest of the pipeline keeps running."""
+        source_bin, self._source_bin = self._source_bin, None
+        if self._recording is not None:
+            self._recording.cut()
+        if source_bin is not None:
+            source_bin.set_state(Gst.State.NULL)  # source first (see stop)
+            ghost = source_bin.get_static_pad("src")
+            if ghost is not None:
+                ghost.unlink(self.tee.get_static_pad("sink"))
+            self.pipeline.remove(source_bin)
+        self.source.close()
+
+    @property
+    def source_running(self) -> bool:
+        """True while a source is in the pipeline."""
+        return self._source_bin is not None
+
+    def retarget(self, post: Post) -> None:
+        """Send this pipeline's future messages to `post` (a new source generation)."""
+        self._post = post
+
+    def start_source(self) -> None:
+        """Build a new source into the running pipeline (after `stop_source`)."""
+        self._error_seen.clear()
+        self._last_error = None
+        self.source = self._add_source()
+        assert self._source_bin is not None
+        if not self._source_bin.sync_state_with_parent():
+            reason = self._last_error or "the source refused to start"
+            self.stop_source()
+            raise SourceFailure(reason)
+
+    def _in_source(self, element: Gst.Object | None) -> bool:
+        """True unless `element` is known to sit outside the source (the recording side)."""
+        while element is not None:
+            if element is self._source_bin:
+                return True
+            if element is self.pipeline:
+                return False
+            element = element.get_parent()
+        return True  # a source already removed from the pipeline
 
     def _release(self) -> None:
         """Stop the pipeline, let the source go (its socket, timers) and detach from the bus."""
@@ -177,7 +286,7 @@ class IngestPipeline:
                 lines = detail.strip().splitlines()
                 self._last_error = f"{text} ({lines[-1]})" if lines else text
                 self._error_seen.set()
-            self._post(PipelineError(source, text, detail))
+            self._post(PipelineError(source, text, detail, self._in_source(message.src)))
         elif kind == Gst.MessageType.WARNING:
             warning, _debug = message.parse_warning()
             source = message.src.get_name() if message.src else "pipeline"

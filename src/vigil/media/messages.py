@@ -13,6 +13,9 @@ class PipelineError:
     source: str
     message: str
     debug: str
+    # False when the failing element is not part of the source (e.g. the recording side):
+    # replacing the source alone would not help.
+    in_source: bool = True
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class PipelineEos:
 
 @dataclass(frozen=True)
 class FirstFrame:
-    """The first encoded frame reached the tee: the source is delivering video."""
+    """The first keyframe reached the tee: the source is delivering recordable video."""
 
     codec: str | None
     width: int | None

@@ -57,6 +57,7 @@ class _FileChain:
     sink: Gst.Element
     pad: Gst.Pad
     start_running_time: int
+    caps: Gst.Caps | None
 
 
 class RecordingBranch:
@@ -88,6 +89,7 @@ class RecordingBranch:
         self.sink_pad.set_active(True)
         self.bin.add_pad(self.sink_pad)
         self._out = self._filter.get_static_pad("src")
+        self._out.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
         # The first segment starts at the first keyframe.
         self._arm()
 
@@ -139,7 +141,7 @@ class RecordingBranch:
         mux_pad = mux.request_pad_simple("video_%u")
         if mux_pad is None:
             raise RuntimeError("mp4mux refused a video pad")
-        new = _FileChain(location, mux, sink, mux_pad, running_time)
+        new = _FileChain(location, mux, sink, mux_pad, running_time, caps)
         sink.get_static_pad("sink").add_probe(
             Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_sink_event, new
         )
@@ -152,6 +154,8 @@ class RecordingBranch:
         # relinking here sends the keyframe (and the sticky events) to the new muxer.
         if old is not None:
             self._out.unlink(old.pad)
+        elif self._out.is_linked():
+            self._out.unlink(self._out.get_peer())
         if self._out.link(mux_pad) != Gst.PadLinkReturn.OK:
             raise RuntimeError("cannot link the recording input to mp4mux")
         codec, width, height = codec_of(caps)
@@ -181,6 +185,49 @@ class RecordingBranch:
             self._anchor = (_wall_clock_of(self.bin, running_time), running_time)
         anchor_start, anchor_rt = self._anchor
         return anchor_start + timedelta(microseconds=(running_time - anchor_rt) // 1000)
+
+    def _on_event(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        """New caps (a camera that came back with another resolution or SPS) cannot go into
+        the open file: finish it; the next keyframe, in the new format, starts the next one."""
+        event = info.get_event()
+        if event is None or event.type != Gst.EventType.CAPS:
+            return Gst.PadProbeReturn.OK
+        chain = self._file
+        caps = event.parse_caps()
+        if chain is not None and chain.caps is not None and not caps.is_equal(chain.caps):
+            logger.info("%s: stream format changed; starting a new segment", self.stream)
+            with self._lock:
+                self._file = None
+                self._split_at = None
+            pad.unlink(chain.pad)
+            chain.pad.send_event(Gst.Event.new_eos())
+            self._arm()
+        return Gst.PadProbeReturn.OK
+
+    def cut(self, timeout: float = 5.0) -> None:
+        """Finish the open file now (its source went away); the next keyframe starts a new one.
+
+        Called from a worker thread: the file is unlinked when the branch input is idle, so no
+        buffer is cut in half."""
+        with self._lock:
+            chain, self._file = self._file, None
+            self._split_at = None
+            if self._timer_id is not None:
+                GLib.source_remove(self._timer_id)
+                self._timer_id = None
+        if chain is not None:
+            unlinked = threading.Event()
+
+            def _on_idle(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+                pad.unlink(chain.pad)
+                unlinked.set()
+                return Gst.PadProbeReturn.REMOVE
+
+            self._out.add_probe(Gst.PadProbeType.IDLE, _on_idle)
+            if not unlinked.wait(timeout):
+                logger.warning("%s: recording input not idle within %.1f s", self.stream, timeout)
+            chain.pad.send_event(Gst.Event.new_eos())
+        self._arm()
 
     # -- closing ------------------------------------------------------------------------------
 

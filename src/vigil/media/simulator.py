@@ -19,8 +19,9 @@ import gi
 from vigil.media import gst
 
 gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstApp", "1.0")
-from gi.repository import GLib, Gst, GstApp, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstApp, GstRtsp, GstRtspServer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ class SimulatorSettings:
     bitrate_kbit: int = 2000
     gop_frames: int | None = None
     file: Path | None = None
+    # Credentials the cameras demand (Basic or Digest), like a real camera; None: open.
+    auth: tuple[str, str] | None = None
+    # A new viewer gets a keyframe at once (as most cameras do); off, it waits for the next GOP.
+    keyframe_on_join: bool = True
 
     def urls(self) -> list[str]:
         """The RTSP URL of every simulated camera."""
@@ -117,12 +122,29 @@ class CameraSimulator:
             "config-interval=0 )"
         )
         self._factory.connect("media-configure", self._on_media_configure)
+        if settings.auth is not None:
+            self._protect(*settings.auth)
         mounts = self._server.get_mount_points()
         for index in range(1, settings.cameras + 1):
             mounts.add_factory(f"/cam{index}", self._factory)
         self._source_id: int | None = None
         self._watches: list[Gst.Bus] = []
         self._looping = False
+
+    def _protect(self, user: str, password: str) -> None:
+        auth = GstRtspServer.RTSPAuth.new()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        auth.add_digest(user, password, token)
+        # Digest is what cameras commonly demand; GstRtspServer then answers with a Digest
+        # challenge (Basic credentials still work for clients that send them unasked).
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        self._server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions.new()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        self._factory.set_permissions(permissions)
 
     def start(self) -> None:
         """Start encoding and listening; call from (or before running) the GLib main loop."""
@@ -192,6 +214,8 @@ class CameraSimulator:
         with self._lock:
             self._appsrcs[appsrc] = None
         media.connect("unprepared", self._on_unprepared, appsrc)
+        if not self.settings.keyframe_on_join:
+            return
         # Start new viewers on a keyframe instead of making them wait for the next GOP.
         self._encoder.send_event(
             Gst.Event.new_custom(

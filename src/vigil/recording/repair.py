@@ -30,7 +30,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from vigil.recording.mp4probe import Mp4Error, probe_mp4
+from vigil.recording.mp4probe import Mp4Error, Mp4Info, probe_mp4
 from vigil.store.models import SegmentStatus
 from vigil.store.recordings import SegmentRow, SegmentStore
 
@@ -140,14 +140,14 @@ def _repair(
         if info.duration_s > 0:
             detail = f"{info.duration_s:.3f} s playable, {info.fragments} complete fragments"
             trimmed = 0
-            if trim_cut_moof and info.partial_box == "moof":
+            if trim_cut_moof:
                 try:
-                    os.truncate(row.path, info.complete_bytes)
+                    trimmed = trim_partial_moof(row.path, info)
                 except OSError as exc:
                     detail += f"; could not trim its cut moof: {exc}"
                 else:
-                    trimmed = info.file_size - info.complete_bytes
-                    detail += f"; trimmed {trimmed} bytes of a cut moof"
+                    if trimmed:
+                        detail += f"; trimmed {trimmed} bytes of a cut moof"
             store.close_segment(
                 row.id,
                 end=row.start + timedelta(seconds=info.duration_s),
@@ -163,7 +163,7 @@ def _repair(
             )
         problem = f"{row.path}: no complete fragment ({info.file_size} bytes)"
     try:
-        moved_to = _move_aside(row.path, rule(row.path))
+        moved_to = move_aside(row.path, rule(row.path))
     except OSError as exc:
         return _outcome(row, RepairAction.FAILED, f"{problem}; could not quarantine: {exc}")
     store.mark_missing(row.id, note=f"unusable at start-up repair ({problem}); moved to {moved_to}")
@@ -191,7 +191,16 @@ def _outcome(
     )
 
 
-def _move_aside(path: Path, directory: Path) -> Path:
+def trim_partial_moof(path: Path, info: Mp4Info) -> int:
+    """Cut `path` back to its last complete box if `info` says it ends inside a moof; return
+    the bytes removed (0 if there was nothing to trim). Raises `OSError` if truncating fails."""
+    if info.partial_box != "moof":
+        return 0
+    os.truncate(path, info.complete_bytes)
+    return info.file_size - info.complete_bytes
+
+
+def move_aside(path: Path, directory: Path) -> Path:
     """Move `path` into `directory` under a name not yet taken there; return where it went."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / path.name

@@ -1,4 +1,9 @@
-"""Segment lifecycle: a row when a file opens, completed from the file itself when it closes.
+"""Segment lifecycle and gap accounting: the recording index, kept in step with the files.
+
+A row is inserted when a file opens and completed from the file itself when it closes. Every
+stretch of time between two segments of a stream is a gap row: opened when the supervisor says
+recording was interrupted (stall, camera gone), closed when the next segment opens — and the
+time Vigil itself was not running becomes a gap when a stream's first segment opens.
 
 Facts arrive from the media layer in order (opened, then closed, per file) on the event loop.
 Database writes and file probes run on the single DB-writer thread, so the loop never blocks and
@@ -17,10 +22,10 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from vigil.events import EventBus, SegmentClosed, SegmentOpened
+from vigil.events import EventBus, GapClosed, GapOpened, SegmentClosed, SegmentOpened, utc_now
 from vigil.recording.mp4probe import Mp4Error, probe_mp4
 from vigil.store.models import SegmentStatus
-from vigil.store.recordings import SegmentStore
+from vigil.store.recordings import GapStore, SegmentStore
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +39,47 @@ class _OpenFile:
     segment_id: asyncio.Future[int]
 
 
-class SegmentIndex:
-    """Keeps the `segments` table in step with the files the recorders write."""
+# Consecutive segments closer than this are contiguous (a reconnect costs more than this).
+GAP_TOLERANCE = timedelta(seconds=1)
+NOT_RUNNING = "Vigil was not running"
 
-    def __init__(self, store: SegmentStore, bus: EventBus, writer: Executor) -> None:
+
+class SegmentIndex:
+    """Keeps the `segments` and `gaps` tables in step with the files the recorders write."""
+
+    def __init__(
+        self, store: SegmentStore, bus: EventBus, writer: Executor, gaps: GapStore | None = None
+    ) -> None:
         self._store = store
+        self._gaps = gaps
         self._bus = bus
         self._writer = writer
         self._open: dict[str, _OpenFile] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per stream: end of its last finished segment, its ongoing gap, the segments still
+        # being closed, and whether its next segment follows a discontinuity (first segment
+        # of this run, or after an interruption) and so must be checked for a gap.
+        self._last_end: dict[str, datetime | None] = {}
+        self._open_gap: dict[str, asyncio.Future[int]] = {}
+        self._closing: dict[str, set[asyncio.Task[None]]] = {}
+        self._check_gap: set[str] = set()
+        self._seen: set[str] = set()
 
     async def _write(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, call)
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
+        return task
+
+    def _spawn_close(self, stream: str, coro: Coroutine[object, object, None]) -> None:
+        closing = self._closing.setdefault(stream, set())
+        task = self._spawn(coro)
+        closing.add(task)
+        task.add_done_callback(closing.discard)
 
     # -- facts from the recorders (called on the loop, in order) ------------------------------
 
@@ -65,6 +93,9 @@ class SegmentIndex:
         height: int | None,
     ) -> None:
         """A recorder opened `location`; insert its row."""
+        if stream not in self._seen:
+            self._seen.add(stream)
+            self._check_gap.add(stream)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._open[location] = _OpenFile(stream, start, future)
         self._spawn(self._insert(stream, location, start, codec, width, height, future))
@@ -79,6 +110,9 @@ class SegmentIndex:
         height: int | None,
         future: asyncio.Future[int],
     ) -> None:
+        if stream in self._check_gap:
+            self._check_gap.discard(stream)
+            await self._account_gap(stream, start)
         try:
             segment_id = await self._write(
                 partial(
@@ -106,7 +140,9 @@ class SegmentIndex:
         if entry is None:
             logger.warning("%s: closed %s, which was never reported open", stream, location)
             return
-        self._spawn(self._complete(entry, location, duration_hint, status=SegmentStatus.COMPLETE))
+        self._spawn_close(
+            stream, self._complete(entry, location, duration_hint, status=SegmentStatus.COMPLETE)
+        )
 
     async def _complete(
         self, entry: _OpenFile, location: str, duration_hint: float, *, status: SegmentStatus
@@ -115,6 +151,8 @@ class SegmentIndex:
         facts = await self._write(partial(_file_facts, Path(location), duration_hint))
         duration, size, codec, width, height = facts
         end = entry.start + timedelta(seconds=duration)
+        previous = self._last_end.get(entry.stream)
+        self._last_end[entry.stream] = end if previous is None else max(previous, end)
         await self._write(
             partial(
                 self._store.close_segment,
@@ -148,7 +186,69 @@ class SegmentIndex:
         for location, entry in list(self._open.items()):
             if entry.stream == stream:
                 del self._open[location]
-                self._spawn(self._complete(entry, location, 0.0, status=SegmentStatus.REPAIRED))
+                self._spawn_close(
+                    stream, self._complete(entry, location, 0.0, status=SegmentStatus.REPAIRED)
+                )
+
+    # -- gaps -------------------------------------------------------------------------------
+
+    def interrupted(self, stream: str, reason: str) -> None:
+        """Recording of `stream` stopped unexpectedly: open a gap until its next segment."""
+        self._check_gap.add(stream)
+        if self._gaps is None or stream in self._open_gap:
+            return
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._open_gap[stream] = future
+        self._spawn(self._open_gap_row(stream, reason, future))
+
+    async def _open_gap_row(self, stream: str, reason: str, future: asyncio.Future[int]) -> None:
+        assert self._gaps is not None
+        gaps = self._gaps
+        # Provisional start; corrected to the last segment's end when the gap closes (the cut
+        # segment may still be closing now).
+        start = utc_now()
+        try:
+            gap_id = await self._write(partial(gaps.open_gap, stream, start, reason))
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(gap_id)
+        self._bus.publish(GapOpened(stream=stream, gap_id=gap_id, start=start, reason=reason))
+
+    async def _account_gap(self, stream: str, start: datetime) -> None:
+        """Close the stream's ongoing gap at `start`, or record the one before it (downtime)."""
+        gaps = self._gaps
+        if gaps is None:
+            return
+        # The segment cut by the interruption may still be closing: its end is where the gap
+        # starts.
+        await asyncio.gather(*self._closing.get(stream, ()), return_exceptions=True)
+        if stream not in self._last_end:
+            self._last_end[stream] = await self._write(partial(self._store.latest_end, stream))
+        previous_end = self._last_end[stream]
+        pending = self._open_gap.pop(stream, None)
+        if pending is not None:
+            gap_id = await pending
+            gap_start = previous_end if previous_end is not None and previous_end < start else None
+            await self._write(partial(gaps.close_gap, gap_id, start, start=gap_start))
+            self._bus.publish(GapClosed(stream=stream, gap_id=gap_id, end=start))
+        elif previous_end is not None and start - previous_end > GAP_TOLERANCE:
+            gap_id = await self._write(
+                partial(gaps.add_gap, stream, previous_end, start, NOT_RUNNING)
+            )
+            self._bus.publish(GapClosed(stream=stream, gap_id=gap_id, end=start))
+
+    async def close_gaps(self) -> None:
+        """At shutdown: end every ongoing gap now (the next start records the downtime)."""
+        gaps = self._gaps
+        for stream, pending in list(self._open_gap.items()):
+            del self._open_gap[stream]
+            if gaps is None:
+                continue
+            gap_id = await pending
+            now = utc_now()
+            start = self._last_end.get(stream)
+            await self._write(partial(gaps.close_gap, gap_id, now, start=start))
 
     def open_locations(self, stream: str) -> list[str]:
         """Files of `stream` reported open and not yet closed."""
@@ -176,3 +276,14 @@ def _file_facts(
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("recording index update failed", exc_info=task.exception())
+
+
+def close_dangling_gaps(gaps: GapStore, segments: SegmentStore) -> int:
+    """After a crash: end the gaps left open at the last time the stream was known to record
+    (its latest segment end, if after the gap's start), else at their start. The time Vigil was
+    down becomes its own gap when the stream's first segment opens. Returns how many."""
+    dangling = gaps.open_gaps()
+    for gap in dangling:
+        end = segments.latest_end(gap.stream)
+        gaps.close_gap(gap.id, end if end is not None and end > gap.start else gap.start)
+    return len(dangling)

@@ -217,6 +217,18 @@ class SegmentStore:
             segment = session.scalars(select(Segment).where(Segment.path == str(path))).first()
             return None if segment is None else SegmentRow.from_model(segment)
 
+    def latest_end(self, stream: str) -> datetime | None:
+        """End of the stream's most recent finished segment (where a new gap would start)."""
+        query = (
+            select(Segment.end_us)
+            .where(Segment.stream == stream, Segment.end_us.is_not(None))
+            .order_by(Segment.end_us.desc())
+            .limit(1)
+        )
+        with self._db.session() as session:
+            value = session.scalar(query)
+        return None if value is None else from_us(value)
+
     def open_segments(self) -> list[SegmentRow]:
         """Rows still marked open, oldest first (after a crash: the files to repair)."""
         query = (
@@ -264,6 +276,19 @@ class SegmentStore:
         with self._db.session() as session:
             return [SegmentRow.from_model(segment) for segment in session.scalars(query)]
 
+    def known_paths(self, under: Path) -> set[Path]:
+        """The paths of all rows (any status) whose file lies anywhere below the directory `under`.
+
+        One range scan of the unique index on `path`, so a caller walking a large tree can load
+        the rows of one directory at a time instead of asking about every file.
+        """
+        prefix = _absolute(under).rstrip("/") + "/"
+        # Every string starting with `prefix` sorts before `prefix` with its '/' replaced by the
+        # next character, '0' (SQLite compares text bytewise; UTF-8 keeps code-point order).
+        query = select(Segment.path).where(Segment.path >= prefix, Segment.path < prefix[:-1] + "0")
+        with self._db.session() as session:
+            return {Path(path) for path in session.scalars(query)}
+
 
 class GapStore:
     """Open, close and query recording gaps. Call the writing methods from one thread."""
@@ -279,13 +304,30 @@ class GapStore:
             session.flush()
             return gap.id
 
-    def close_gap(self, gap_id: int, end: datetime) -> None:
-        """Record that recording resumed at `end`. Raises `GapNotFoundError` if no such gap."""
+    def close_gap(self, gap_id: int, end: datetime, *, start: datetime | None = None) -> None:
+        """Record that recording resumed at `end` (and, when known better now, when it stopped).
+        Raises `GapNotFoundError` if no such gap."""
         with self._db.begin() as session:
             gap = session.get(Gap, gap_id)
             if gap is None:
                 raise GapNotFoundError(gap_id)
-            gap.end_us = to_us(end)
+            if start is not None:
+                gap.start_us = min(to_us(start), to_us(end))
+            gap.end_us = max(to_us(end), gap.start_us)
+
+    def add_gap(self, stream: str, start: datetime, end: datetime, reason: str) -> int:
+        """Record a gap that is already over (e.g. the time Vigil was not running)."""
+        gap = Gap(stream=stream, start_us=to_us(start), end_us=to_us(end), reason=reason)
+        with self._db.begin() as session:
+            session.add(gap)
+            session.flush()
+            return gap.id
+
+    def open_gaps(self) -> list[GapRow]:
+        """Gaps with no end (left by a crash, or ongoing)."""
+        query = select(Gap).where(Gap.end_us.is_(None)).order_by(Gap.start_us)
+        with self._db.session() as session:
+            return [GapRow.from_model(gap) for gap in session.scalars(query)]
 
     def list_gaps(
         self,

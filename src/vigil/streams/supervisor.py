@@ -1,13 +1,15 @@
-"""One stream's supervisor: runs its pipeline, feeds the state machine, retries with back-off.
+"""One stream's supervisor: runs its pipeline, feeds the state machine, heals the stream.
 
 It owns the stream's `IngestPipeline` (blocking GStreamer calls go to the media executor),
-receives the pipeline's messages on the event loop, and carries out the state machine's actions.
-A failure here is this stream's business only: other streams never wait on it.
+receives the pipeline's messages on the event loop, watches video flow, and carries out the
+state machine's actions. A failure here is this stream's business only: other streams never
+wait on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -32,10 +34,12 @@ from vigil.media.sources import SourceFailure
 from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
 from vigil.streams.backoff import Backoff
+from vigil.streams.health import FlowWatch, camera_address, looks_unreachable, reachable
 from vigil.streams.state import (
     Action,
     Failure,
     Frames,
+    NoData,
     RetryDue,
     Stable,
     Start,
@@ -49,12 +53,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A stream that has delivered video this long is healthy again: its back-off starts over.
-STABLE_AFTER_S = 30.0
-# No video this long after starting is a failure (the camera accepted us but sends nothing).
+# No video this long after (re)connecting is a failure (the camera accepted us, sends nothing).
 FIRST_FRAME_TIMEOUT_S = 20.0
 # Stop waiting this long for the open segment to be finished cleanly.
 STOP_TIMEOUT_S = 5.0
+# How often the watchdog looks at the video flow, and a camera that went away is re-tried.
+WATCH_INTERVAL_S = 1.0
 
 PERMANENT_ERRORS = ("Unauthorized", "not authorized", "Not Found", "records H264 and H265")
 
@@ -63,8 +67,18 @@ PERMANENT_ERRORS = ("Unauthorized", "not authorized", "Not Found", "records H264
 class _FirstFrameDeadline:
     """Internal timer: the first frame should have arrived by now."""
 
+    generation: int
 
-_Item = StreamEvent | MediaMessage | _FirstFrameDeadline
+
+@dataclass(frozen=True)
+class _FromSource:
+    """A pipeline message, tagged with the source generation that produced it."""
+
+    generation: int
+    message: MediaMessage
+
+
+_Item = StreamEvent | _FromSource | _FirstFrameDeadline
 
 
 @dataclass(frozen=True)
@@ -77,10 +91,11 @@ class StreamStatus:
     since: datetime
     source: str
     restarts: int
+    transitions: int
 
 
 class StreamSupervisor:
-    """Keeps one stream running (or stopped) and reports its state."""
+    """Keeps one stream running (or stopped), healing it, and reports its state."""
 
     def __init__(
         self,
@@ -95,28 +110,28 @@ class StreamSupervisor:
         self._bus = bus
         self._index = index
         self._executor = media_executor
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(cap=plan.reconnect_max_delay_s)
         self._state = StreamState.STOPPED
         self._reason = "not started"
         self._since = utc_now()
         self._restarts = 0
+        self._transitions = 0
         self._pipeline: IngestPipeline | None = None
+        self._generation = 0  # bumped for every source started; older messages are stale
         self._events: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._helpers: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.TimerHandle] = []
+        self._flow = FlowWatch(plan.no_data_timeout_s)
         self._source_description = "not built"
 
     @property
     def status(self) -> StreamStatus:
         """The stream's state, reason and since when."""
         return StreamStatus(
-            self.plan.name,
-            self._state,
-            self._reason,
-            self._since,
-            self._source_description,
-            self._restarts,
-        )
+            self.plan.name, self._state, self._reason, self._since,
+            self._source_description, self._restarts, self._transitions,
+        )  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -126,6 +141,7 @@ class StreamSupervisor:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"stream-{self.plan.name}"
             )
+            self._own(self._watch_flow())
         self._events.put_nowait(Start())
 
     async def stop(self) -> None:
@@ -138,6 +154,16 @@ class StreamSupervisor:
             await task
         finally:
             self._cancel_timers()
+            for helper in list(self._helpers):
+                helper.cancel()
+            for helper in list(self._helpers):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+
+    def _own(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     async def _run(self) -> None:
         try:
@@ -146,13 +172,13 @@ class StreamSupervisor:
                 if isinstance(item, Stop):
                     await self._apply(item)
                     return
-                if isinstance(item, (Start, Frames, Failure, RetryDue, Stable)):
-                    await self._apply(item)
-                else:
+                if isinstance(item, (_FromSource, _FirstFrameDeadline)):
                     await self._on_media(item)
+                else:
+                    await self._apply(item)
         finally:
             if self._pipeline is not None:
-                await self._teardown()
+                await self._stop_pipeline()
 
     # -- state machine --------------------------------------------------------------------
 
@@ -162,36 +188,66 @@ class StreamSupervisor:
             old = self._state
             self._state, self._reason, self._since = step.state, step.reason, utc_now()
             if old != step.state:
-                log = (
-                    logger.warning
-                    if step.state in (StreamState.RECONNECTING, StreamState.FAILED)
-                    else logger.info
-                )
-                log("%s: %s -> %s (%s)", self.plan.name, old, step.state, step.reason)
-                self._bus.publish(
-                    StreamStateChanged(
-                        stream=self.plan.name,
-                        old=old.value,
-                        new=step.state.value,
-                        reason=step.reason,
-                    )
-                )
+                self._transitions += 1
+                level = logging.WARNING if step.state in (
+                    StreamState.STALLED, StreamState.RECONNECTING, StreamState.FAILED
+                ) else logging.INFO  # fmt: skip
+                logger.log(level, "%s: %s -> %s (%s)", self.plan.name, old, step.state,
+                           step.reason)  # fmt: skip
+                self._bus.publish(StreamStateChanged(
+                    stream=self.plan.name, old=old.value, new=step.state.value, reason=step.reason
+                ))  # fmt: skip
+                if old is StreamState.STREAMING and self.plan.record:
+                    self._index.interrupted(self.plan.name, step.reason)
         for action in step.actions:
             await self._do(action)
 
     async def _do(self, action: Action) -> None:
         if action is Action.START_PIPELINE:
-            await self._start_pipeline()
+            await self._start_source(whole=True)
+        elif action is Action.START_SOURCE:
+            await self._start_source(whole=self._pipeline is None)
+        elif action is Action.STOP_SOURCE:
+            await self._stop_source()
         elif action is Action.STOP_PIPELINE:
-            await self._teardown()
+            await self._stop_pipeline()
         elif action is Action.SCHEDULE_RETRY:
-            delay = self._backoff.next_delay()
-            if self._state is StreamState.FAILED:
-                delay = max(delay, self._backoff.cap)
-            self._restarts += 1
-            self._later(delay, RetryDue())
+            self._schedule_retry()
         elif action is Action.RESET_BACKOFF:
             self._backoff.reset()
+
+    def _schedule_retry(self) -> None:
+        self._cancel_timers()
+        delay = self._backoff.next_delay()
+        if self._state is StreamState.FAILED:
+            delay = max(delay, self._backoff.cap)
+        self._restarts += 1
+        self._later(delay, RetryDue())
+        address = camera_address(self.plan.source)
+        if (
+            address is not None
+            and self._state is not StreamState.FAILED
+            and (self._state is StreamState.STALLED or looks_unreachable(self._reason))
+        ):
+            # A camera that went away is tried every second, cheaply (a TCP connect): the
+            # moment it answers, reconnect, instead of sleeping out a long back-off.
+            self._own(self._retry_when_reachable(*address))
+
+    async def _retry_when_reachable(self, host: str, port: int) -> None:
+        generation = self._generation
+        while self._state in (StreamState.STALLED, StreamState.RECONNECTING):
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self._generation != generation or self._pipeline_busy():
+                return
+            if await reachable(host, port, timeout=WATCH_INTERVAL_S):
+                if self._generation == generation:
+                    self._cancel_timers()
+                    self._events.put_nowait(RetryDue())
+                return
+
+    def _pipeline_busy(self) -> bool:
+        """True while a source is up (a retry is then not ours to trigger)."""
+        return self._pipeline is not None and self._pipeline.source_running
 
     def _later(self, delay: float, event: _Item) -> None:
         loop = asyncio.get_running_loop()
@@ -207,99 +263,150 @@ class StreamSupervisor:
     async def _in_media_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    async def _start_pipeline(self) -> None:
+    def _recording_spec(self) -> RecordingSpec:
+        plan = self.plan
+        return RecordingSpec(
+            segment_seconds=plan.segment_seconds,
+            fragment_seconds=plan.fragment_seconds,
+            location_for=lambda start: str(
+                claim_segment_path(plan.recording_root, plan.name, start)
+            ),
+        )
+
+    async def _start_source(self, *, whole: bool) -> None:
+        """Build the pipeline (whole) or only a new source into the running one."""
         self._cancel_timers()
+        self._generation += 1
+        generation = self._generation
         loop = asyncio.get_running_loop()
 
         def post(message: MediaMessage) -> None:  # GStreamer threads
-            loop.call_soon_threadsafe(self._events.put_nowait, message)
+            loop.call_soon_threadsafe(self._events.put_nowait, _FromSource(generation, message))
 
         plan = self.plan
 
         def build() -> IngestPipeline:
-            pipeline = IngestPipeline(
-                plan.name, plan.source, post, read_batch_ms=plan.read_batch_ms
-            )
+            pipeline = IngestPipeline(plan.name, plan.source, post,
+                                      read_batch_ms=plan.read_batch_ms)  # fmt: skip
             if plan.record:
-                pipeline.attach_recording(
-                    RecordingSpec(
-                        segment_seconds=plan.segment_seconds,
-                        fragment_seconds=plan.fragment_seconds,
-                        location_for=lambda start: str(
-                            claim_segment_path(plan.recording_root, plan.name, start)
-                        ),
-                    )
-                )
+                pipeline.attach_recording(self._recording_spec())
             pipeline.start()
             return pipeline
 
+        pipeline = self._pipeline
         try:
-            self._pipeline = await self._in_media_thread(build)
+            if whole or pipeline is None:
+                self._pipeline = await self._in_media_thread(build)
+            else:
+                pipeline.retarget(post)
+                await self._in_media_thread(pipeline.start_source)
         except SourceFailure as exc:  # the camera refused, or is not there
             self._events.put_nowait(Failure(str(exc), permanent=exc.permanent))
             return
         except Exception as exc:  # a source that cannot even be built is this stream's failure
-            logger.exception("%s: cannot start the pipeline", plan.name)
+            logger.exception("%s: cannot start the source", plan.name)
             self._events.put_nowait(Failure(str(exc), permanent=_is_permanent(str(exc))))
             return
+        assert self._pipeline is not None
         self._source_description = self._pipeline.description
-        self._later(FIRST_FRAME_TIMEOUT_S, _FirstFrameDeadline())
+        self._flow.reset(None)
+        self._later(FIRST_FRAME_TIMEOUT_S, _FirstFrameDeadline(generation))
 
-    async def _teardown(self) -> None:
+    async def _stop_source(self) -> None:
+        pipeline = self._pipeline
+        self._cancel_timers()
+        if pipeline is None:
+            return
+        self._generation += 1  # whatever the old source still says is stale now
+        await self._in_media_thread(pipeline.stop_source)
+        await self._take_segment_messages()
+
+    async def _stop_pipeline(self) -> None:
         pipeline, self._pipeline = self._pipeline, None
         self._cancel_timers()
         if pipeline is None:
             return
+        self._generation += 1
         await self._in_media_thread(lambda: pipeline.stop(STOP_TIMEOUT_S))
-        # The pipeline's last words (its final segment closing) are queued by now: take them.
+        await self._take_segment_messages()
+        # Files the recorder did not get to finish are completed from what reached the disk.
+        self._index.abandon(self.plan.name)
+
+    async def _take_segment_messages(self) -> None:
+        """Handle the segment facts already queued (the last segment closing) right away."""
+        await asyncio.sleep(0)  # let call_soon_threadsafe hand-offs land in the queue
         pending: list[_Item] = []
         while not self._events.empty():
             item = self._events.get_nowait()
-            if isinstance(item, (SegmentFileOpened, SegmentFileClosed)):
-                await self._on_media(item)
+            if isinstance(item, _FromSource) and isinstance(
+                item.message, (SegmentFileOpened, SegmentFileClosed)
+            ):
+                self._on_segment(item.message)
             else:
                 pending.append(item)
         for item in pending:
             self._events.put_nowait(item)
-        # Files the recorder did not get to finish are completed from what reached the disk.
-        self._index.abandon(self.plan.name)
 
-    async def _on_media(self, message: MediaMessage | _FirstFrameDeadline) -> None:
+    # -- what the pipeline says -------------------------------------------------------------
+
+    def _on_segment(self, message: SegmentFileOpened | SegmentFileClosed) -> None:
         if isinstance(message, SegmentFileOpened):
-            self._index.opened(
-                self.plan.name,
-                message.location,
-                message.start,
-                message.codec,
-                message.width,
-                message.height,
-            )
-        elif isinstance(message, SegmentFileClosed):
+            self._index.opened(self.plan.name, message.location, message.start,
+                               message.codec, message.width, message.height)  # fmt: skip
+        else:
             self._index.closed(self.plan.name, message.location, message.duration_s)
-        elif isinstance(message, FirstFrame):
+
+    async def _on_media(self, item: _FromSource | _FirstFrameDeadline) -> None:
+        if isinstance(item, _FirstFrameDeadline):
+            if item.generation == self._generation and self._state in (
+                StreamState.STARTING, StreamState.RECONNECTING
+            ):  # fmt: skip
+                await self._apply(
+                    Failure(f"no keyframe within {FIRST_FRAME_TIMEOUT_S:.0f} s: nothing to record")
+                )
+            return
+        message = item.message
+        if isinstance(message, (SegmentFileOpened, SegmentFileClosed)):
+            self._on_segment(message)  # always: files of an old source are still files
+            return
+        if item.generation != self._generation:
+            return  # from a source that has been replaced
+        if isinstance(message, FirstFrame):
             self._cancel_timers()
-            self._later(STABLE_AFTER_S, Stable())
+            self._later(self.plan.stable_after_s, Stable())
             await self._apply(Frames())
         elif isinstance(message, PipelineError):
-            if self._pipeline is not None:
-                reason = message.message
-                if message.debug:
-                    reason = f"{reason} ({_first_line(message.debug)})"
-                await self._apply(Failure(reason, permanent=_is_permanent(reason)))
+            reason = message.message
+            if message.debug:
+                reason = f"{reason} ({_last_line(message.debug)})"
+            await self._apply(Failure(reason, permanent=_is_permanent(reason),
+                                      whole_pipeline=not message.in_source))  # fmt: skip
         elif isinstance(message, PipelineEos):
-            if self._pipeline is not None and self._state is not StreamState.STOPPED:
-                await self._apply(Failure("the source ended the stream"))
+            # The camera closed the session: video stopped coming, like a silent stall.
+            await self._apply(NoData("the camera ended the stream"))
         elif isinstance(message, PipelineWarning):
             logger.warning("%s: %s: %s", self.plan.name, message.source, message.message)
-        elif isinstance(message, _FirstFrameDeadline) and self._state is StreamState.STARTING:
-            await self._apply(Failure(f"no video within {FIRST_FRAME_TIMEOUT_S:.0f} s"))
+
+    async def _watch_flow(self) -> None:
+        """The health watchdog: video must keep flowing while the stream is streaming."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            pipeline = self._pipeline
+            if self._state is not StreamState.STREAMING or pipeline is None:
+                self._flow.reset(None)
+                continue
+            if self._flow.stalled(pipeline.progress(), loop.time()):
+                timeout = self.plan.no_data_timeout_s
+                self._events.put_nowait(NoData(f"no video for {timeout:g} s"))
+                self._flow.reset(None)
 
 
 def _is_permanent(reason: str) -> bool:
     return any(marker in reason for marker in PERMANENT_ERRORS)
 
 
-def _first_line(text: str) -> str:
-    """The most useful line of GStreamer's debug text: its last one, without the file path."""
+def _last_line(text: str) -> str:
+    """The most useful line of GStreamer's debug text: its last one."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
