@@ -155,12 +155,13 @@ class CameraSimulator:
             self._watches.append(bus)
             if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
                 raise RuntimeError("the simulator's encoder failed to start")
+        # Clients need the stream's caps for the SDP: only listen once the encoder has
+        # produced its first frame, so no client ever sees a camera without caps.
+        if not self._caps_ready.wait(15):
+            raise RuntimeError("the simulator's encoder produced no frame within 15 s")
         self._source_id = self._server.attach(None)
         if self._source_id == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
-        # Clients need the stream's caps for the SDP: wait for the first encoded frame.
-        if not self._caps_ready.wait(15):
-            raise RuntimeError("the simulator's encoder produced no frame within 15 s")
 
     def stop(self) -> None:
         """Stop serving and encoding."""

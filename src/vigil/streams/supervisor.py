@@ -197,7 +197,11 @@ class StreamSupervisor:
                 self._bus.publish(StreamStateChanged(
                     stream=self.plan.name, old=old.value, new=step.state.value, reason=step.reason
                 ))  # fmt: skip
-                if old is StreamState.STREAMING and self.plan.record:
+                if (
+                    old is StreamState.STREAMING
+                    and step.state is not StreamState.STOPPED  # asked to stop: no gap
+                    and self.plan.record
+                ):
                     self._index.interrupted(self.plan.name, step.reason)
         for action in step.actions:
             await self._do(action)
