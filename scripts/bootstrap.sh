@@ -18,6 +18,7 @@ packages=(
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0
   libgstrtspserver-1.0-0 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   ffmpeg libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev python3-venv
+  systemd iproute2
 )
 if [ "${VIGIL_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$VIGIL_EXTRA_PACKAGES"

@@ -19,6 +19,8 @@ from vigil.events import EventBus, RecordingRepaired
 from vigil.media import gst
 from vigil.media.mainloop import GLibLoopThread
 from vigil.ops.simulator_process import SimulatorProcess
+from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
+from vigil.recording.reindex import reindex
 from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.store.db import Database
@@ -28,6 +30,9 @@ from vigil.streams.manager import StreamManager
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Vigil speaks sd_notify when given a Notifier (tests/ops/test_systemd_e2e.py runs when True).
+SYSTEMD_NOTIFY = True
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,18 @@ class StartupSummary:
 class Vigil:
     """One running Vigil service."""
 
-    def __init__(self, resolved: ResolvedConfig) -> None:
+    def __init__(
+        self,
+        resolved: ResolvedConfig,
+        *,
+        notifier: Notifier | None = None,
+        watchdog_interval: float | None = None,
+    ) -> None:
         self.config = resolved
+        self._notifier = notifier
+        self._watchdog_interval = watchdog_interval
+        self._heartbeat: ServiceHeartbeat | None = None
+        self._stopping = False
         self.bus: EventBus | None = None
         self.db: Database | None = None
         self.segments: SegmentStore | None = None
@@ -81,6 +96,15 @@ class Vigil:
             )
         )
         self._log_repair(report)
+        # Files on disk the index does not know (a lost row, a restored disk) are indexed.
+        found = await self._write(partial(
+            reindex, self.segments, [cfg.recording_root],
+            quarantine_dir_for=quarantine_under([cfg.recording_root]),
+        ))  # fmt: skip
+        if found.indexed or found.quarantined or found.errors:
+            logger.warning("start-up reindex: %s", found.summary())
+            for outcome in found.outcomes:
+                logger.info("reindex: %s %s: %s", outcome.action, outcome.path, outcome.detail)
         gaps = GapStore(self.db)
         await self._write(partial(close_dangling_gaps, gaps, self.segments))
         self.index = SegmentIndex(self.segments, self.bus, self._writer, gaps)
@@ -97,6 +121,12 @@ class Vigil:
             ]
         self.streams = StreamManager(bus=self.bus, index=self.index, media_executor=self._media)
         self.streams.start(list(cfg.streams))
+        if self._notifier is not None:
+            self._heartbeat = ServiceHeartbeat(
+                self._notifier, self._glib, self._watchdog_interval, self.status_line
+            )
+            self._notifier.ready()
+            self._heartbeat.start()
         return StartupSummary(
             version=__version__,
             recording_root=str(cfg.recording_root),
@@ -124,8 +154,17 @@ class Vigil:
             )
         )
 
+    def status_line(self) -> str:
+        """What Vigil is doing, in one line (systemd's STATUS=, `systemctl status`)."""
+        statuses = self.streams.statuses() if self.streams is not None else []
+        line = status_line(statuses, {plan.name for plan in self.config.streams if plan.record})
+        return f"stopping: finishing open segments; {line}" if self._stopping else line
+
     async def stop(self) -> None:
         """Stop every service; each stream finishes its open segment first."""
+        self._stopping = True
+        if self._notifier is not None:
+            self._notifier.stopping(self.status_line())
         if self.streams is not None:
             await self.streams.stop()
         if self.index is not None:
@@ -133,8 +172,12 @@ class Vigil:
             await self.index.close_gaps()
         if self._simulator is not None:
             await self._simulator.stop()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()  # before the GLib loop goes, or it would look hung
         self._glib.stop()
         if self.db is not None:
             await self._write(partial(self.db.close))
         self._media.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
+        if self._notifier is not None:
+            self._notifier.close()

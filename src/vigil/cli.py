@@ -65,6 +65,9 @@ def _load(path: Path | None) -> ResolvedConfig:
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run Vigil: start the streams and record them until Ctrl-C or SIGTERM."""
+    # Until the service's own handlers are in place (after imports and set-up), a stop request
+    # simply ends the process cleanly: nothing is being recorded yet.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     resolved = _load(config)
     from vigil.observability.logging import setup_logging
 
@@ -91,7 +94,13 @@ async def _serve(resolved: ResolvedConfig) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
 
-    vigil = Vigil(resolved)
+    from vigil.ops.systemd import Notifier, watchdog_interval_from_environment
+
+    vigil = Vigil(
+        resolved,
+        notifier=Notifier.from_environment(),
+        watchdog_interval=watchdog_interval_from_environment(),
+    )
     try:
         summary = await vigil.start()
         console.print(f"[bold]Vigil {summary.version}[/] is recording {summary.streams} stream(s)")

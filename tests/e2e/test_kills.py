@@ -75,9 +75,12 @@ def test_repeated_sigkill_loses_at_most_a_second_per_kill(tmp_path: Path) -> Non
             runs.append((started, killed))
         vigil = _start(config, log)  # the last start repairs what the last kill left
         try:
-            wait_for(lambda: not [r for r in _rows(db_path) if r.status == SegmentStatus.OPEN
-                                  and r.start < runs[-1][1]],
-                     timeout=60, message=log.read_text())  # fmt: skip
+            wait_for(
+                lambda: not [r for r in _rows(db_path) if r.status == SegmentStatus.OPEN
+                             and r.start < runs[-1][1]]
+                and any(r.start > runs[-1][1] for r in _rows(db_path)),  # and records again
+                timeout=60, message=log.read_text(),
+            )  # fmt: skip
         finally:
             vigil.send_signal(signal.SIGTERM)
             assert vigil.wait(30) == 0, log.read_text()

@@ -159,6 +159,26 @@ async def test_a_failing_status_is_logged_once_and_the_watchdog_goes_on(
     notifier.close()
 
 
+async def test_a_blocked_event_loop_is_logged(
+    notify_socket: NotifyListener, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier(notify_socket.address)
+    async with running_glib() as glib:
+        heartbeat = ServiceHeartbeat(notifier, glib, INTERVAL, lambda: "up")
+        heartbeat.start()
+        try:
+            await notify_socket.until(lambda: bool(notify_socket.having("WATCHDOG")), 10, "ping")
+            time.sleep(1.5)  # blocks the event loop on purpose: what a hung coroutine does
+            count = len(notify_socket.having("WATCHDOG"))
+            await notify_socket.until(
+                lambda: len(notify_socket.having("WATCHDOG")) > count, 10, "ping after"
+            )
+        finally:
+            await heartbeat.stop()
+    assert "the asyncio event loop was blocked for" in caplog.text
+    notifier.close()
+
+
 class _UnreachableLoop:
     """A bridge whose submissions fail (what a GLib thread that is gone looks like)."""
 
@@ -180,6 +200,7 @@ async def test_an_unreachable_glib_loop_gets_no_watchdog(
             await heartbeat.stop()
     assert notify_socket.having("WATCHDOG") == []
     assert caplog.text.count(GLIB_NOT_RESPONDING) == 1
+    assert caplog.text.count("cannot submit a heartbeat") == 1  # not once per tick
     assert not heartbeat.glib_responding
     notifier.close()
 

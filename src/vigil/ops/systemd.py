@@ -188,6 +188,10 @@ class ServiceHeartbeat:
     sent only when both answered: a hung GLib loop stops the pings, and systemd restarts Vigil
     after `WatchdogSec`. Checking goes on, and pings resume if the loop recovers. `STATUS=` is
     sent whenever `status()` changes. With `interval=None` (no watchdog) only STATUS is sent.
+
+    The no-op goes out at the end of one tick and is looked at in the next, so the GLib loop
+    gets a whole tick (`interval / 2`) to answer while pings stay one tick apart; waiting for it
+    within the tick would let pings drift up to a whole `interval` apart on a slow loop.
     """
 
     def __init__(
@@ -207,6 +211,7 @@ class ServiceHeartbeat:
         self._period = STATUS_REFRESH_S if interval is None else min(interval / 2, STATUS_REFRESH_S)
         self._task: asyncio.Task[None] | None = None
         self._glib_responding = True
+        self._submit_failed = False
 
     @property
     def glib_responding(self) -> bool:
@@ -280,10 +285,14 @@ class ServiceHeartbeat:
     def _probe_glib(self) -> asyncio.Future[None] | None:
         """Submit a no-op to the GLib loop; None if even submitting failed (retried next tick)."""
         try:
-            return asyncio.wrap_future(self._glib.call(_no_op))
+            probe = asyncio.wrap_future(self._glib.call(_no_op))
         except Exception:
-            logger.exception("cannot submit a heartbeat to the GLib main loop")
+            if not self._submit_failed:
+                logger.exception("cannot submit a heartbeat to the GLib main loop")
+            self._submit_failed = True
             return None
+        self._submit_failed = False
+        return probe
 
     def _glib_answered(self, answered: bool, since: float) -> None:
         if answered and not self._glib_responding:

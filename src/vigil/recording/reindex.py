@@ -10,8 +10,9 @@ Per such file without a row:
   its name gives (the recording really started within that second) and lasting the probed
   duration; a file cut inside a moof is first trimmed back to its last complete box, as repair
   does;
-- it is empty, unreadable or holds no complete fragment: it is moved to the quarantine directory
-  (by default ``<root>/.quarantine/`` at the same relative place) and no row is added;
+- it is empty, is not an MP4 the probe can read, fails with an I/O error, or holds no complete
+  fragment: it is moved to the quarantine directory (by default ``<root>/.quarantine/`` at the
+  same relative place) and no row is added;
 - it cannot be read for lack of permission, or cannot be moved: it is left in place and reported.
 
 Everything else (other names, other depths, symbolic links, which are never followed) is left
@@ -175,15 +176,15 @@ class _Walk:
     def root(self, root: Path) -> None:
         # Depth first, in name order, with a stack rather than recursion: a deep tree of
         # stray directories must not end the run with a RecursionError.
-        stack: list[tuple[Path, int, AbstractSet[Path]]] = [(root, 0, frozenset())]
+        stack: list[tuple[Path, int, AbstractSet[str]]] = [(root, 0, frozenset())]
         while stack:
             directory, depth, known = stack.pop()
             subdirectories = self._directory(root, directory, depth, known)
             stack.extend(reversed(subdirectories))
 
     def _directory(
-        self, root: Path, directory: Path, depth: int, known: AbstractSet[Path]
-    ) -> list[tuple[Path, int, AbstractSet[Path]]]:
+        self, root: Path, directory: Path, depth: int, known: AbstractSet[str]
+    ) -> list[tuple[Path, int, AbstractSet[str]]]:
         """Handle the files of `directory`; return its subdirectories to walk, in name order."""
         try:
             with os.scandir(directory) as listing:
@@ -193,7 +194,7 @@ class _Walk:
             return []
         if depth == _DAY_DEPTH:
             known = self.store.known_paths(directory)
-        subdirectories: list[tuple[Path, int, AbstractSet[Path]]] = []
+        subdirectories: list[tuple[Path, int, AbstractSet[str]]] = []
         for entry in entries:
             try:
                 is_directory = entry.is_dir(follow_symlinks=False)
@@ -206,12 +207,13 @@ class _Walk:
                     subdirectories.append((Path(entry.path), depth + 1, known))
                 continue
             self.files += 1
-            path = Path(entry.path)
-            if path in known:
+            # Compared as strings: the text the recorder stored, and no Path per known file.
+            if entry.path in known:
                 self.known += 1
-            elif (
-                not is_file or (segment := segment_of(root, path)) is None
-            ):  # a symbolic link, a socket, ...: not something we wrote
+                continue
+            path = Path(entry.path)
+            # Symbolic links, sockets and the like are not something the recorder wrote.
+            if not is_file or (segment := segment_of(root, path)) is None:
                 self._ignore(path)
             elif self._recently_modified(entry):
                 self.recent += 1

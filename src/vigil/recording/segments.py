@@ -96,9 +96,12 @@ class SegmentIndex:
         if stream not in self._seen:
             self._seen.add(stream)
             self._check_gap.add(stream)
+        # Segments of this stream still closing now end before this one starts: a gap check
+        # waits for them (and only them: this file may itself close before its row is written).
+        before = set(self._closing.get(stream, ())) if stream in self._check_gap else set()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._open[location] = _OpenFile(stream, start, future)
-        self._spawn(self._insert(stream, location, start, codec, width, height, future))
+        self._spawn(self._insert(stream, location, start, codec, width, height, future, before))
 
     async def _insert(
         self,
@@ -109,10 +112,11 @@ class SegmentIndex:
         width: int | None,
         height: int | None,
         future: asyncio.Future[int],
+        closing_before: set[asyncio.Task[None]],
     ) -> None:
         if stream in self._check_gap:
             self._check_gap.discard(stream)
-            await self._account_gap(stream, start)
+            await self._account_gap(stream, start, closing_before)
         try:
             segment_id = await self._write(
                 partial(
@@ -215,14 +219,16 @@ class SegmentIndex:
         future.set_result(gap_id)
         self._bus.publish(GapOpened(stream=stream, gap_id=gap_id, start=start, reason=reason))
 
-    async def _account_gap(self, stream: str, start: datetime) -> None:
+    async def _account_gap(
+        self, stream: str, start: datetime, closing_before: set[asyncio.Task[None]]
+    ) -> None:
         """Close the stream's ongoing gap at `start`, or record the one before it (downtime)."""
         gaps = self._gaps
         if gaps is None:
             return
         # The segment cut by the interruption may still be closing: its end is where the gap
         # starts.
-        await asyncio.gather(*self._closing.get(stream, ()), return_exceptions=True)
+        await asyncio.gather(*closing_before, return_exceptions=True)
         if stream not in self._last_end:
             self._last_end[stream] = await self._write(partial(self._store.latest_end, stream))
         previous_end = self._last_end[stream]

@@ -1,0 +1,69 @@
+"""The segment index: rows and gaps written in order, never waiting on itself."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from vigil.events import EventBus
+from vigil.recording.segments import NOT_RUNNING, SegmentIndex
+from vigil.store.db import Database
+from vigil.store.recordings import GapStore, SegmentStore
+
+T0 = datetime(2026, 11, 24, 6, 0, 0, tzinfo=UTC)
+
+
+def _index(tmp_path: Path) -> tuple[SegmentIndex, Database, ThreadPoolExecutor]:
+    db = Database(tmp_path / "vigil.db")
+    db.migrate()
+    writer = ThreadPoolExecutor(max_workers=1)
+    return SegmentIndex(SegmentStore(db), EventBus(), writer, GapStore(db)), db, writer
+
+
+async def test_first_segment_closed_before_its_row_is_written_does_not_deadlock(
+    tmp_path: Path,
+) -> None:
+    index, db, writer = _index(tmp_path)
+    path = tmp_path / "cam" / "a.mp4"
+    path.parent.mkdir()
+    path.write_bytes(b"")
+    # The first segment of a run is checked for a gap; it closes at once (a stop right
+    # after start). Its close must not wait for its own insert, which waits for closes.
+    index.opened("cam", str(path), T0, "h264", 640, 360)
+    index.closed("cam", str(path), 1.0)
+    async with asyncio.timeout(10):
+        await index.drain()
+    rows = SegmentStore(db).list_segments()
+    assert [(r.path, r.status) for r in rows] == [(path, "complete")]
+    writer.shutdown()
+    db.close()
+
+
+async def test_downtime_and_interruptions_become_gaps(tmp_path: Path) -> None:
+    index, db, writer = _index(tmp_path)
+    store = SegmentStore(db)
+    earlier = store.open_segment(stream="cam", path=tmp_path / "old.mp4", start=T0)
+    store.close_segment(earlier, end=T0 + timedelta(seconds=10), duration_s=10, size_bytes=1)
+    # Vigil comes back 50 s later: the time it was away is a gap.
+    first = tmp_path / "first.mp4"
+    first.write_bytes(b"")
+    index.opened("cam", str(first), T0 + timedelta(seconds=60), None, None, None)
+    index.closed("cam", str(first), 4.0)
+    async with asyncio.timeout(10):
+        await index.drain()
+    # Then an interruption: the gap runs from the last segment's end to the next one's start.
+    index.interrupted("cam", "no video for 5 s")
+    second = tmp_path / "second.mp4"
+    second.write_bytes(b"")
+    index.opened("cam", str(second), T0 + timedelta(seconds=80), None, None, None)
+    async with asyncio.timeout(10):
+        await index.drain()
+    gaps = GapStore(db).list_gaps(stream="cam")
+    assert [(g.start, g.end, g.reason) for g in gaps] == [
+        (T0 + timedelta(seconds=10), T0 + timedelta(seconds=60), NOT_RUNNING),
+        (T0 + timedelta(seconds=64), T0 + timedelta(seconds=80), "no video for 5 s"),
+    ]
+    writer.shutdown()
+    db.close()
