@@ -11,9 +11,7 @@ separately and not counted. Run: `./dev bench [--counts 1,10,50,100,200] [--seco
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -21,91 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.common import Simulator, machine, measure, probe_packets, write_section
 
 FPS = 25
 SIZE = "1280x720"
 BITRATE_KBIT = 2000
-TICKS = os.sysconf("SC_CLK_TCK")
-READY_LINE = "vigil-sim ready"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """CPU seconds and PSS of a set of processes at one moment."""
-
-    cpu_s: float
-    pss_mb: float
-
-
-def sample(pids: list[int]) -> Sample:
-    """Sum CPU time and PSS over `pids` (and nothing else: threads are included in the PID)."""
-    cpu = pss = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / TICKS
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1]) / 1024
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return Sample(cpu, pss)
-
-
-def measure(pids: list[int], seconds: float) -> tuple[float, float]:
-    """(CPU %, PSS MB at the end) of `pids` over `seconds`."""
-    first, started = sample(pids), time.monotonic()
-    time.sleep(seconds)
-    last, elapsed = sample(pids), time.monotonic() - started
-    return 100 * (last.cpu_s - first.cpu_s) / elapsed, last.pss_mb
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def simulator(cameras: int) -> Iterator[tuple[int, int]]:
-    """`vigil sim` with `cameras` cameras; yields (port, pid)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vigil", "sim", "--cameras", str(cameras), "--port", str(port),
-         "--size", SIZE, "--fps", str(FPS), "--bitrate", str(BITRATE_KBIT)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    while (line := process.stdout.readline()) and line.strip() != READY_LINE:
-        pass
-    try:
-        yield port, process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
-        process.stdout.close()
-
-
-def probe_packets(path: Path) -> tuple[int, float, float]:
-    """(packets, first pts, last pts) of a file's video, read without decoding."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
-         "-of", "json", str(path)], capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
-    times = [
-        float(p["pts_time"])
-        for p in json.loads(out or "{}").get("packets", [])
-        if p.get("pts_time") not in (None, "N/A")
-    ]
-    if not times:
-        return 0, 0.0, 0.0
-    return len(times), min(times), max(times)
 
 
 @dataclass(frozen=True)
@@ -185,20 +106,6 @@ def run_ffmpeg(port: int, cameras: int, seconds: float, warmup: float, work: Pat
     return Result(cpu, pss, missing / cameras)
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())  # fmt: skip
-    gst = subprocess.run(["gst-launch-1.0", "--version"], capture_output=True, text=True)
-    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True)
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-        f"{gst.stdout.splitlines()[1] if gst.stdout else 'GStreamer ?'}, "
-        f"{ffmpeg.stdout.split(' Copyright')[0] if ffmpeg.stdout else 'ffmpeg ?'}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="1,10,50,100,200")
@@ -211,33 +118,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         work = Path(tmp)
         for n in counts:
-            with simulator(n) as (port, sim_pid):
-                sim_idle, _ = measure([sim_pid], 5)
+            sim = Simulator(n, size=SIZE, fps=FPS, bitrate_kbit=BITRATE_KBIT)
+            sim.start()
+            try:
+                assert sim.process is not None
+                sim_idle, _ = measure([sim.process.pid], 5)
                 print(f"N={n}: simulator idle {sim_idle:.1f}% CPU", flush=True)
-                vigil = run_vigil(port, n, args.seconds, args.warmup, work)
+                vigil = run_vigil(sim.port, n, args.seconds, args.warmup, work)
                 print(f"N={n}: vigil  {vigil}", flush=True)
-                ffmpeg = run_ffmpeg(port, n, args.seconds, args.warmup, work)
+                ffmpeg = run_ffmpeg(sim.port, n, args.seconds, args.warmup, work)
                 print(f"N={n}: ffmpeg {ffmpeg}", flush=True)
                 results[n] = (sim_idle, vigil, ffmpeg)
+            finally:
+                sim.stop()
     report = render(results, counts, args, machine())
     print(report)
-    write_section(args.output, report)
-
-
-START, END = "<!-- bench:recording -->", "<!-- /bench:recording -->"
-
-
-def write_section(path: Path, report: str) -> None:
-    """Replace the benchmark's section of `path` (between its markers), keeping the rest."""
-    section = f"{START}\n{report.strip()}\n{END}"
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        before, _, rest = text.partition(START)
-        _, _, after = rest.partition(END)
-        text = before + section + after
-    else:
-        text = "# Performance\n\n" + section + "\n"
-    path.write_text(text)
+    write_section(args.output, "recording", report)
 
 
 def render(

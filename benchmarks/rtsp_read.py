@@ -19,7 +19,7 @@ import time
 
 import gi
 
-from benchmarks.recording import simulator
+from benchmarks.common import Simulator
 from vigil.media import gst
 from vigil.media.rtsp import RtspSession, open_session
 
@@ -65,7 +65,10 @@ def main() -> None:
     gst.init()
     # 2 Mbit/s = 250 bytes per ms.
     batch_bytes = int(250 * args.batch_ms)
-    with simulator(args.sessions) as (port, _sim_pid):
+    sim = Simulator(args.sessions)
+    sim.start()
+    port = sim.port
+    try:
         pipelines: list[Gst.Pipeline] = []
         sessions: list[RtspSession] = []
         for index in range(1, args.sessions + 1):
@@ -93,6 +96,8 @@ def main() -> None:
             pipeline.set_state(Gst.State.NULL)
         for session in sessions:
             session.close()
+    finally:
+        sim.stop()
 
 
 if __name__ == "__main__":

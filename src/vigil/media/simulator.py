@@ -122,6 +122,8 @@ class CameraSimulator:
             "config-interval=0 )"
         )
         self._factory.connect("media-configure", self._on_media_configure)
+        if settings.keyframe_on_join:
+            self._server.connect("client-connected", self._on_client_connected)
         if settings.auth is not None:
             self._protect(*settings.auth)
         mounts = self._server.get_mount_points()
@@ -215,9 +217,16 @@ class CameraSimulator:
         with self._lock:
             self._appsrcs[appsrc] = None
         media.connect("unprepared", self._on_unprepared, appsrc)
-        if not self.settings.keyframe_on_join:
-            return
-        # Start new viewers on a keyframe instead of making them wait for the next GOP.
+
+    def _on_client_connected(
+        self, _server: GstRtspServer.RTSPServer, client: GstRtspServer.RTSPClient
+    ) -> None:
+        client.connect("play-request", self._on_play_request)
+
+    def _on_play_request(self, _client: GstRtspServer.RTSPClient, _context: object) -> None:
+        """Start every new viewer on a keyframe, as most cameras do, instead of making it wait
+        for the next GOP. On PLAY, not when the shared media is configured: that happens only
+        for the first viewer."""
         self._encoder.send_event(
             Gst.Event.new_custom(
                 Gst.EventType.CUSTOM_UPSTREAM,
