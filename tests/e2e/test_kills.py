@@ -124,3 +124,38 @@ def test_sigterm_finishes_segments_and_exits_promptly(tmp_path: Path) -> None:
     assert rows and all(r.status == SegmentStatus.COMPLETE for r in rows)
     for row in rows:
         assert ffprobe(row.path).frames > 0
+
+
+def test_a_second_signal_exits_at_once_and_the_next_start_repairs(tmp_path: Path) -> None:
+    db_path = tmp_path / "data" / "vigil.db"
+    log = tmp_path / "vigil.log"
+    with camera(cameras=2) as cam:
+        config = tmp_path / "vigil.yml"
+        streams = "".join(
+            f'  - {{name: c{i}, source: "{cam.url(i)}", transport: tcp}}\n' for i in (1, 2)
+        )
+        config.write_text(f"data_dir: ./data\nstreams:\n{streams}")
+        vigil = _start(config, log)
+        wait_for(lambda: db_path.exists() and len(_rows(db_path)) >= 2, timeout=60,
+                 message=log.read_text())  # fmt: skip
+        time.sleep(2)  # a few fragments in the open segments
+        # Two different signals, so the kernel cannot merge them into one delivery.
+        vigil.send_signal(signal.SIGTERM)
+        vigil.send_signal(signal.SIGINT)
+        code = vigil.wait(20)
+        assert code in (128 + signal.SIGINT, 128 + signal.SIGTERM), log.read_text()
+        assert "second signal: exiting now" in log.read_text()
+        assert any(r.status == SegmentStatus.OPEN for r in _rows(db_path)), "nothing left open"
+
+        vigil = _start(config, log)
+        try:
+            wait_for(lambda: not [r for r in _rows(db_path) if r.status == SegmentStatus.OPEN
+                                  and r.id <= 2], timeout=60, message=log.read_text())  # fmt: skip
+        finally:
+            vigil.send_signal(signal.SIGTERM)
+            assert vigil.wait(30) == 0, log.read_text()
+    rows = _rows(db_path)
+    assert sorted(r.path for r in rows) == segment_files(tmp_path / "data" / "recordings")
+    for row in rows:
+        assert row.status in (SegmentStatus.COMPLETE, SegmentStatus.REPAIRED), row
+        assert ffprobe(row.path).frames > 0, row.path

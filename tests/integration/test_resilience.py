@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.faults import SimCamera, camera, flapping, network_namespace
 from tests.support.media import ffprobe
@@ -58,6 +59,16 @@ def _assert_contiguous(segments: list[SegmentRow]) -> None:
         assert abs(gap) < 2 * FRAME, f"{after.path}: {gap:.3f} s after the previous segment"
 
 
+def _counted(stream: str) -> tuple[float, float]:
+    """(streaming -> stalled transitions, gaps) of `stream` as Prometheus would scrape them."""
+    stalls = REGISTRY.get_sample_value(
+        "vigil_stream_transitions_total",
+        {"stream": stream, "from_state": "streaming", "to_state": "stalled"},
+    )
+    gaps = REGISTRY.get_sample_value("vigil_recording_gaps_total", {"stream": stream})
+    return (stalls or 0.0, gaps or 0.0)
+
+
 async def test_camera_outage_is_healed_and_the_gap_covers_it(tmp_path: Path) -> None:
     cam = SimCamera(cameras=2)
     cam.start()
@@ -68,6 +79,7 @@ async def test_camera_outage_is_healed_and_the_gap_covers_it(tmp_path: Path) -> 
             states = vigil.bus.subscribe(lambda e: isinstance(e, StreamStateChanged))
             closed = ClosedSegments(vigil)
             await until(lambda: closed.at_least(["a", "b"], 1), timeout=60)
+            metrics_before = {name: _counted(name) for name in ("a", "b")}
             cam.stop()
             down_at = time.monotonic()
             await asyncio.sleep(10)  # the outage
@@ -85,8 +97,14 @@ async def test_camera_outage_is_healed_and_the_gap_covers_it(tmp_path: Path) -> 
             while (event := states.get_nowait()) is not None:
                 assert isinstance(event, StreamStateChanged)
                 seen[event.stream].append(event.new)
+            metrics_after = {name: _counted(name) for name in ("a", "b")}
     finally:
         cam.stop()
+
+    for name in ("a", "b"):  # every transition and the gap are counted in the metrics
+        stalls, gaps_counted = (y - x for x, y in zip(metrics_before[name], metrics_after[name],
+                                                     strict=True))  # fmt: skip
+        assert (stalls, gaps_counted) == (seen[name].count("stalled"), 1)
 
     segments, gaps = _rows(tmp_path)
     down, back = _wall(down_at), _wall(back_at)

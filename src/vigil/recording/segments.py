@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from vigil.events import EventBus, GapClosed, GapOpened, SegmentClosed, SegmentOpened, utc_now
+from vigil.observability.metrics import RECORDING_GAPS
 from vigil.recording.mp4probe import Mp4Error, probe_mp4
 from vigil.store.models import SegmentStatus
 from vigil.store.recordings import GapStore, SegmentStore
@@ -217,6 +218,7 @@ class SegmentIndex:
             future.set_exception(exc)
             raise
         future.set_result(gap_id)
+        RECORDING_GAPS.labels(stream).inc()
         self._bus.publish(GapOpened(stream=stream, gap_id=gap_id, start=start, reason=reason))
 
     async def _account_gap(
@@ -242,6 +244,7 @@ class SegmentIndex:
             gap_id = await self._write(
                 partial(gaps.add_gap, stream, previous_end, start, NOT_RUNNING)
             )
+            RECORDING_GAPS.labels(stream).inc()
             self._bus.publish(GapClosed(stream=stream, gap_id=gap_id, end=start))
 
     async def close_gaps(self) -> None:

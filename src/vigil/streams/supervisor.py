@@ -31,6 +31,7 @@ from vigil.media.messages import (
 )
 from vigil.media.recorder import RecordingSpec
 from vigil.media.sources import SourceFailure
+from vigil.observability.metrics import STREAM_TRANSITIONS
 from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
 from vigil.streams.backoff import Backoff
@@ -189,6 +190,7 @@ class StreamSupervisor:
             self._state, self._reason, self._since = step.state, step.reason, utc_now()
             if old != step.state:
                 self._transitions += 1
+                STREAM_TRANSITIONS.labels(self.plan.name, old.value, step.state.value).inc()
                 level = logging.WARNING if step.state in (
                     StreamState.STALLED, StreamState.RECONNECTING, StreamState.FAILED
                 ) else logging.INFO  # fmt: skip
