@@ -353,40 +353,44 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
 
 
 class Flapper:
-    """Stops and starts each flapping camera every `period` seconds, staggered."""
+    """Stops and starts each flapping camera every `period` seconds, each in its own thread (a
+    simulator takes a second or two to start: one thread for all would bunch the flaps up)."""
 
     def __init__(self, cameras: list[tuple[str, Simulator]], period: float) -> None:
         self.cameras, self.period = cameras, period
         self.flaps: list[Flap] = []
+        self._lock = threading.Lock()
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, args=(name, sim, i * period / len(cameras)),
+                             daemon=True)
+            for i, (name, sim) in enumerate(cameras)
+        ]  # fmt: skip
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self) -> None:
-        step = self.period / len(self.cameras)
-        started = time.monotonic()
-        due = {name: started + i * step for i, (name, _sim) in enumerate(self.cameras)}
+    def _run(self, name: str, sim: Simulator, offset: float) -> None:
+        if self._done.wait(offset):
+            return
         while not self._done.is_set():
-            name = min(due, key=due.__getitem__)
-            if self._done.wait(max(0.0, due[name] - time.monotonic())):
+            sim.stop()
+            flap = Flap(name, time.time())
+            with self._lock:
+                self.flaps.append(flap)
+            if self._done.wait(self.period):
                 return
-            sim = dict(self.cameras)[name]
-            if sim.process is not None:
-                sim.stop()
-                self.flaps.append(Flap(name, time.time()))
-            else:
-                up_at = sim.start()
-                open_flap = next(f for f in reversed(self.flaps) if f.stream == name)
-                open_flap.up_at = up_at
-            due[name] += self.period
+            flap.up_at = sim.start()
+            if self._done.wait(self.period):
+                return
 
     def halt(self) -> None:
         """Stop flapping, leaving the cameras as they are."""
         self._done.set()
-        if self._thread.is_alive():
-            self._thread.join(120)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(120)
 
     def stop(self) -> None:
         """Stop flapping, leaving every camera up."""

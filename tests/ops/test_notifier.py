@@ -141,6 +141,11 @@ class _Stream:
             {"a", "cam2", "c"},
             "1/4 streams up, 1 recording, 2 with errors (cam2 reconnecting: Failed to connect, …)",
         ),
+        (
+            [_Stream("a", "stalled", "no video for 5 s"), _Stream("b", "streaming")],
+            {"a", "b"},
+            "1/2 streams up, 1 recording, 1 with errors (a stalled: no video for 5 s)",
+        ),
     ],
 )
 def test_status_line(streams: list[_Stream], recording: set[str], expected: str) -> None:

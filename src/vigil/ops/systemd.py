@@ -36,7 +36,7 @@ STATUS_REFRESH_S = 5.0
 LOOP_LAG_WARNING_S = 1.0
 LOOP_LAG_LOG_EVERY_S = 30.0
 STATUS_MAX_CHARS = 300
-UNHEALTHY_STATES = ("reconnecting", "failed")
+UNHEALTHY_STATES = ("stalled", "reconnecting", "failed")
 
 
 class Notifier:
