@@ -47,6 +47,7 @@ def run_vigil(port: int, cameras: int, seconds: float, warmup: float, work: Path
     )
     config.write_text(f"data_dir: {data}\nlog: {{level: warning}}\nstreams:\n{streams}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env["VIGIL_API__LISTEN"] = "127.0.0.1:0"
     process = subprocess.Popen(
         [sys.executable, "-m", "vigil", "run", "-c", str(config)],
         stdout=subprocess.DEVNULL,

@@ -101,6 +101,7 @@ class VigilUnderTest:
         config.write_text(f"data_dir: {self.data}\nlog: {{level: warning}}\nstreams:\n{streams}")
         self.notify = NotifyListener(self.work / "notify.sock")
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+        env["VIGIL_API__LISTEN"] = "127.0.0.1:0"
         env["NOTIFY_SOCKET"] = str(self.notify.path)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vigil", "run", "-c", str(config)],

@@ -14,8 +14,11 @@ from functools import partial
 from typing import TypeVar
 
 from vigil import __version__
+from vigil.api.app import create_api
+from vigil.api.server import ApiServer, is_loopback
+from vigil.api.services import ApiServices
 from vigil.config.resolve import ResolvedConfig
-from vigil.events import EventBus, RecordingRepaired
+from vigil.events import EventBus, RecordingRepaired, utc_now
 from vigil.media import gst
 from vigil.media.mainloop import GLibLoopThread
 from vigil.ops.simulator_process import SimulatorProcess
@@ -25,6 +28,7 @@ from vigil.recording.repair import RepairReport, quarantine_under, repair_open_s
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.store.db import Database
 from vigil.store.recordings import GapStore, SegmentStore
+from vigil.store.tokens import Role, TokenStore
 from vigil.streams.manager import StreamManager
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,8 @@ class Vigil:
         self.segments: SegmentStore | None = None
         self.index: SegmentIndex | None = None
         self.streams: StreamManager | None = None
+        self.api: ApiServer | None = None
+        self._ready = False
         self._glib = GLibLoopThread()
         self._simulator: SimulatorProcess | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
@@ -121,6 +127,8 @@ class Vigil:
             ]
         self.streams = StreamManager(bus=self.bus, index=self.index, media_executor=self._media)
         self.streams.start(list(cfg.streams))
+        await self._start_api()
+        self._ready = True
         if self._notifier is not None:
             self._heartbeat = ServiceHeartbeat(
                 self._notifier, self._glib, self._watchdog_interval, self.status_line
@@ -131,10 +139,38 @@ class Vigil:
             version=__version__,
             recording_root=str(cfg.recording_root),
             database=str(cfg.database_path),
-            api_url=f"http://{cfg.api.listen}",
+            api_url=self.api.url if self.api is not None else "",
             streams=sum(1 for plan in cfg.streams if plan.enabled),
             simulator_urls=simulator_urls,
         )
+
+    async def _start_api(self) -> None:
+        """Serve the HTTP API. Without any token it listens on loopback only, and says so."""
+        cfg = self.config
+        assert self.db is not None and self.bus is not None and self.streams is not None
+        assert self.segments is not None
+        tokens = TokenStore(self.db)
+        configured = {t.sha256: (t.name, Role(t.role)) for t in cfg.api.tokens}
+        services = ApiServices(
+            bus=self.bus, db=self.db, segments=self.segments, gaps=GapStore(self.db),
+            tokens=tokens, streams=self.streams, version=__version__,
+            gstreamer_version=gst.version_string(), started_at=utc_now(),
+            ready=lambda: self._ready and not self._stopping,
+        )  # fmt: skip
+        host = cfg.api.host
+        if not configured and not await self._write(partial(tokens.active)):
+            if not is_loopback(host):
+                logger.warning(
+                    "no API token exists: the API listens on 127.0.0.1 only instead of %s "
+                    "(create one with `vigil tokens create NAME --role admin`)",
+                    cfg.api.listen,
+                )
+                host = "127.0.0.1"
+            else:
+                logger.info("no API token exists: open access, on loopback only")
+        app = create_api(services, configured_tokens=configured, cors_origins=cfg.api.cors_origins)
+        self.api = ApiServer(app, host, cfg.api.port)
+        await self.api.start()
 
     def _log_repair(self, report: RepairReport) -> None:
         if not report.outcomes:
@@ -165,6 +201,8 @@ class Vigil:
         self._stopping = True
         if self._notifier is not None:
             self._notifier.stopping(self.status_line())
+        if self.api is not None:
+            await self.api.stop()
         if self.streams is not None:
             await self.streams.stop()
         if self.index is not None:

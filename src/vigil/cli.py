@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil import __version__
+from vigil.commands import tokens as tokens_commands
 from vigil.config import (
     DEFAULT_CONFIG_YAML,
     ConfigError,
@@ -37,6 +38,7 @@ config_app = typer.Typer(
     help="Check the configuration file and print its schema.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+app.add_typer(tokens_commands.app, name="tokens")
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_CONFIG = 2
@@ -106,7 +108,7 @@ async def _serve(resolved: ResolvedConfig) -> int:
         console.print(f"[bold]Vigil {summary.version}[/] is recording {summary.streams} stream(s)")
         console.print(f"  recordings: {summary.recording_root}")
         console.print(f"  database:   {summary.database}")
-        console.print(f"  API:        {summary.api_url} (not served yet)")
+        console.print(f"  API:        {summary.api_url}  (docs: {summary.api_url}/docs)")
         if summary.simulator_urls:
             console.print(
                 f"  simulator:  {summary.simulator_urls[0]} … "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.media import environment_without_vigil, ffprobe, segment_files, wait_for
@@ -29,7 +31,11 @@ def test_vigil_run_without_config_records_the_demo_cameras(tmp_path: Path) -> No
         )  # fmt: skip
         text = log.read_text()
         assert str(root) in text  # says where the recordings are
-        assert "http://127.0.0.1:8080" in text  # and where the API will be
+        # and where the API is (on a free port here: the default 8080 may be taken), which
+        # answers
+        api = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)", text)
+        assert api, text
+        assert httpx.get(f"{api.group(1)}/healthz", timeout=10).json() == {"status": "ok"}
     finally:
         vigil.send_signal(signal.SIGINT)
         code = vigil.wait(30)

@@ -11,7 +11,7 @@ from tests.support.fake_cameras import closed_port, garbage_camera
 from tests.support.media import simulator
 from tests.support.service import ClosedSegments, running_vigil, until
 from vigil.streams.state import StreamState
-from vigil.streams.supervisor import StreamStatus
+from vigil.streams.status import StreamStatus
 
 pytestmark = pytest.mark.integration
 

@@ -59,7 +59,7 @@ def test_upgrade_head_matches_models(tmp_path: Path) -> None:
 
     assert differences == []
     assert from_migrations == from_models
-    assert set(from_migrations) == {"segments", "gaps"}
+    assert set(from_migrations) == {"segments", "gaps", "api_tokens", "events", "stream_overlay"}
 
 
 def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
@@ -73,3 +73,38 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
         assert set(inspect(db.engine).get_table_names()) == {"alembic_version"}
         db.migrate()
         assert {"segments", "gaps"} <= set(inspect(db.engine).get_table_names())
+
+
+def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
+    """A Vigil that ran schema 0001 (issue 2/3 releases) is upgraded in place on start."""
+    with Database(tmp_path / "vigil.db") as db:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO segments (stream, path, start_us, status, created_at_us) "
+                "VALUES ('gate', '/r/gate/a.mp4', 1, 'complete', 2)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO gaps (stream, start_us, end_us, reason) VALUES ('gate', 5, 9, 'x')"
+            )
+        db.migrate()
+        with db.engine.connect() as connection:
+            version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            segments = connection.exec_driver_sql("SELECT stream, path FROM segments").all()
+            gaps = connection.exec_driver_sql("SELECT reason FROM gaps").all()
+    assert version == "0002"
+    assert [tuple(r) for r in segments] == [("gate", "/r/gate/a.mp4")]
+    assert [tuple(r) for r in gaps] == [("x",)]
+    assert {"api_tokens", "events", "stream_overlay"} <= set(_tables(tmp_path / "vigil.db"))
+
+
+def _tables(path: Path) -> list[str]:
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        return inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

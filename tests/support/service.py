@@ -15,7 +15,7 @@ from vigil.events import SegmentClosed
 @asynccontextmanager
 async def running_vigil(yaml_text: str, base_dir: Path) -> AsyncIterator[Vigil]:
     """Start Vigil with this configuration; stop it (finishing segments) on exit."""
-    config = load_config_text(yaml_text, env={})
+    config = load_config_text(yaml_text, env={"VIGIL_API__LISTEN": "127.0.0.1:0"})
     vigil = Vigil(resolve(config, base_dir=base_dir))
     await vigil.start()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -36,8 +37,8 @@ def split_listen_address(text: str) -> tuple[str, int]:
         if ":" in host:
             raise ValueError(f"IPv6 addresses must be in brackets; {LISTEN_HELP}")
         _check_host(host)
-    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be a number 1..65535, got '{port_text}'; {LISTEN_HELP}")
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number 0..65535, got '{port_text}'; {LISTEN_HELP}")
     return host, int(port_text)
 
 
@@ -53,6 +54,29 @@ def _check_host(host: str) -> None:
         raise ValueError(f"'{host}' is not a host name or address; {LISTEN_HELP}")
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ApiTokenConfig(BaseConfig):
+    """A bearer token given in the file, by its SHA-256 (never the token itself)."""
+
+    name: str = Field(min_length=1, max_length=64, description="Shown in logs and audit.")
+    role: Literal["viewer", "operator", "admin"] = Field(
+        description="viewer: read, snapshots, exports; operator: + start/stop, recording "
+        "on/off; admin: + configuration and streams."
+    )
+    sha256: str = Field(
+        description='Hex SHA-256 of the token, e.g. `printf %s "$TOKEN" | sha256sum`.',
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _check_hash(cls, value: str) -> str:
+        if not _SHA256.fullmatch(value):
+            raise ValueError("must be 64 lower-case hex digits (the token's SHA-256)")
+        return value
+
+
 class ApiConfig(BaseConfig):
     """The HTTP API: REST under /api/v1, WebSocket events and Prometheus metrics."""
 
@@ -60,9 +84,19 @@ class ApiConfig(BaseConfig):
         default="127.0.0.1:8080",
         description=(
             "HOST:PORT the API listens on; IPv6 in brackets ([::1]:8080). "
-            "0.0.0.0 listens on every interface."
+            "0.0.0.0 listens on every interface; port 0 picks a free port. Without any token "
+            "(here or from `vigil tokens create`) the API listens on loopback only."
         ),
         json_schema_extra={"examples": ["127.0.0.1:8080", "0.0.0.0:8080", "[::1]:8080"]},
+    )
+    tokens: list[ApiTokenConfig] = Field(
+        default_factory=list,
+        description="Bearer tokens, hashed; more can be created with `vigil tokens create`.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS), e.g. "
+        "https://dashboard.example; `*` allows any. Empty: same origin only.",
     )
 
     @field_validator("listen")

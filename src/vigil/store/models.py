@@ -72,3 +72,50 @@ class Gap(Base):
     start_us: Mapped[int] = mapped_column(Integer)
     end_us: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String)
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API. Only the token's SHA-256 is stored: tokens are random
+    (256 bits), so a slow password hash would add nothing but latency to every request."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    role: Mapped[str] = mapped_column(String)
+    token_hash: Mapped[str] = mapped_column(String, unique=True)
+    created_at_us: Mapped[int] = mapped_column(Integer)
+    revoked_at_us: Mapped[int | None] = mapped_column(Integer)
+
+
+class StoredEvent(Base):
+    """An event from the bus, kept for `GET /api/v1/events` (bounded retention)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_at_us", "at_us"),
+        Index("ix_events_type_at_us", "type", "at_us"),
+        Index("ix_events_stream_at_us", "stream", "at_us"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at_us: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String)
+    stream: Mapped[str | None] = mapped_column(String)
+    data: Mapped[str] = mapped_column(String)  # the event as JSON
+
+
+class StreamOverlay(Base):
+    """A stream as changed through the API, layered over the configuration file.
+
+    `config` is the stream's full entry as JSON (what it would be in the file); NULL marks a
+    stream of the file deleted through the API. `key` is the name folded to lower case, since
+    stream names are unique ignoring case."""
+
+    __tablename__ = "stream_overlay"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    config: Mapped[str | None] = mapped_column(String)
+    updated_at_us: Mapped[int] = mapped_column(Integer)

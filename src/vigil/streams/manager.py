@@ -9,7 +9,8 @@ from concurrent.futures import Executor
 from vigil.config.resolve import StreamPlan
 from vigil.events import EventBus
 from vigil.recording.segments import SegmentIndex
-from vigil.streams.supervisor import StreamStatus, StreamSupervisor
+from vigil.streams.status import StreamStatus
+from vigil.streams.supervisor import StreamSupervisor
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
 from vigil.config.resolve import StreamPlan
@@ -49,6 +48,7 @@ from vigil.streams.state import (
     StreamState,
     transition,
 )
+from vigil.streams.status import StreamStatus
 
 logger = logging.getLogger(__name__)
 
@@ -80,19 +80,6 @@ class _FromSource:
 
 
 _Item = StreamEvent | _FromSource | _FirstFrameDeadline
-
-
-@dataclass(frozen=True)
-class StreamStatus:
-    """What a stream is doing now."""
-
-    name: str
-    state: StreamState
-    reason: str
-    since: datetime
-    source: str
-    restarts: int
-    transitions: int
 
 
 class StreamSupervisor:

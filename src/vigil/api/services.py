@@ -1,0 +1,49 @@
+"""What the API may reach: the managers and stores, behind narrow interfaces (no GStreamer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from vigil.events import EventBus
+from vigil.store.db import Database
+from vigil.store.recordings import GapStore, SegmentStore
+from vigil.store.tokens import TokenStore
+from vigil.streams.status import StreamStatus
+
+T = TypeVar("T")
+
+
+class StreamsView(Protocol):
+    """The stream manager as the API sees it."""
+
+    def statuses(self) -> list[StreamStatus]: ...
+
+    def status(self, name: str) -> StreamStatus | None: ...
+
+
+@dataclass
+class ApiServices:
+    """Everything the routes use. Built by `vigil.app`; tests may build their own."""
+
+    bus: EventBus
+    db: Database
+    segments: SegmentStore
+    gaps: GapStore
+    tokens: TokenStore
+    streams: StreamsView
+    version: str
+    gstreamer_version: str
+    started_at: datetime
+    ready: Callable[[], bool]
+    # Blocking work (SQLite reads, file probes) runs here, off the event loop.
+    executor: Executor | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run blocking `fn` off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)

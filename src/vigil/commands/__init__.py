@@ -1,0 +1,1 @@
+"""Groups of `vigil` subcommands, registered by `vigil.cli`."""

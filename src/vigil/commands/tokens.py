@@ -1,0 +1,85 @@
+"""`vigil tokens create|list|revoke`: API bearer tokens, kept (hashed) in Vigil's database.
+
+Works whether or not Vigil runs: a running Vigil sees a new or revoked token within a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.store.db import Database
+from vigil.store.tokens import Role, TokenNameTakenError, TokenNotFoundError, TokenStore
+
+app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Vigil's YAML configuration (it says where the DB is)."),
+]
+
+
+def _store(config: Path | None) -> tuple[Database, TokenStore]:
+    from vigil.cli import _load
+
+    resolved = _load(config)
+    db = Database(resolved.database_path)
+    db.migrate()
+    return db, TokenStore(db)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. 'home-assistant'.")],
+    role: Annotated[Role, typer.Option(help="viewer, operator or admin.")] = Role.VIEWER,
+    config: ConfigOption = None,
+) -> None:
+    """Create a token and print it (only now: Vigil keeps only its hash)."""
+    db, store = _store(config)
+    try:
+        token = store.create(name, role)
+    except TokenNameTakenError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        db.close()
+    console.print(f"token '{name}' ({role}) created; it is shown only once:")
+    print(token)
+
+
+@app.command("list")
+def list_tokens(config: ConfigOption = None) -> None:
+    """List tokens (names, roles, dates; never the tokens)."""
+    db, store = _store(config)
+    try:
+        rows = store.list()
+    finally:
+        db.close()
+    table = Table("name", "role", "created (UTC)", "revoked (UTC)")
+    for row in rows:
+        revoked = row.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if row.revoked_at else ""
+        table.add_row(row.name, row.role.value, row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      revoked)  # fmt: skip
+    Console().print(table)
+
+
+@app.command("revoke")
+def revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a token: it stops working within a second, also in a running Vigil."""
+    db, store = _store(config)
+    try:
+        store.revoke(name)
+    except TokenNotFoundError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        db.close()
+    console.print(f"token '{name}' revoked")
