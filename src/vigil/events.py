@@ -95,6 +95,24 @@ class RecordingRepaired(Event):
     quarantined: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConfigApplied(Event):
+    """A new configuration (file edit, API change, reload) is running; what changed."""
+
+    source: str  # "file", "api" or "reload"
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigRejected(Event):
+    """A new configuration was refused; the running one stays. `problems` name each key."""
+
+    source: str
+    problems: tuple[str, ...]
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
     StreamStateChanged: "stream.state",
     SegmentOpened: "segment.opened",
@@ -102,6 +120,8 @@ _TYPE_NAMES: dict[type[Event], str] = {
     GapOpened: "gap.opened",
     GapClosed: "gap.closed",
     RecordingRepaired: "recording.repaired",
+    ConfigApplied: "config.applied",
+    ConfigRejected: "config.rejected",
 }
 
 
