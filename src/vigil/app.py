@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from vigil import __version__
@@ -27,8 +29,10 @@ from vigil.recording.reindex import reindex
 from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.store.db import Database
+from vigil.store.overlay import OverlayStore
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import Role, TokenStore
+from vigil.streams.desired import DesiredState
 from vigil.streams.manager import StreamManager
 
 logger = logging.getLogger(__name__)
@@ -60,8 +64,11 @@ class Vigil:
         *,
         notifier: Notifier | None = None,
         watchdog_interval: float | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = resolved
+        self.config_path = config_path
+        self.desired: DesiredState | None = None
         self._notifier = notifier
         self._watchdog_interval = watchdog_interval
         self._heartbeat: ServiceHeartbeat | None = None
@@ -83,6 +90,9 @@ class Vigil:
         )
 
     async def _write(self, fn: partial[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
+
+    async def _run_write(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
 
     async def start(self) -> StartupSummary:
@@ -125,8 +135,15 @@ class Vigil:
                 f"rtsp://127.0.0.1:{cfg.simulator.port}/cam{i}"
                 for i in range(1, cfg.simulator.cameras + 1)
             ]
+        self.desired = DesiredState(
+            file_config=cfg.config, config_path=self.config_path, base_dir=cfg.base_dir,
+            env=None, store=OverlayStore(self.db), write=self._run_write, bus=self.bus,
+        )  # fmt: skip
+        effective = await self.desired.load()
         self.streams = StreamManager(bus=self.bus, index=self.index, media_executor=self._media)
-        self.streams.start(list(cfg.streams))
+        self.streams.start(list(effective.streams))
+        self.desired.attach(self.streams)
+        self.desired.watch()
         await self._start_api()
         self._ready = True
         if self._notifier is not None:
@@ -140,7 +157,7 @@ class Vigil:
             recording_root=str(cfg.recording_root),
             database=str(cfg.database_path),
             api_url=self.api.url if self.api is not None else "",
-            streams=sum(1 for plan in cfg.streams if plan.enabled),
+            streams=sum(1 for plan in effective.streams if plan.enabled),
             simulator_urls=simulator_urls,
         )
 
@@ -155,7 +172,7 @@ class Vigil:
             bus=self.bus, db=self.db, segments=self.segments, gaps=GapStore(self.db),
             tokens=tokens, streams=self.streams, version=__version__,
             gstreamer_version=gst.version_string(), started_at=utc_now(),
-            ready=lambda: self._ready and not self._stopping,
+            ready=lambda: self._ready and not self._stopping, desired=self.desired,
         )  # fmt: skip
         host = cfg.api.host
         if not configured and not await self._write(partial(tokens.active)):
@@ -193,7 +210,8 @@ class Vigil:
     def status_line(self) -> str:
         """What Vigil is doing, in one line (systemd's STATUS=, `systemctl status`)."""
         statuses = self.streams.statuses() if self.streams is not None else []
-        line = status_line(statuses, {plan.name for plan in self.config.streams if plan.record})
+        plans = self.desired.current.streams if self.desired is not None else self.config.streams
+        line = status_line(statuses, {plan.name for plan in plans if plan.record})
         return f"stopping: finishing open segments; {line}" if self._stopping else line
 
     async def stop(self) -> None:
@@ -203,6 +221,8 @@ class Vigil:
             self._notifier.stopping(self.status_line())
         if self.api is not None:
             await self.api.stop()
+        if self.desired is not None:
+            await self.desired.close()
         if self.streams is not None:
             await self.streams.stop()
         if self.index is not None:

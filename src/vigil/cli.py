@@ -74,10 +74,10 @@ def run(config: ConfigOption = None) -> None:
     from vigil.observability.logging import setup_logging
 
     setup_logging(resolved.log.level.value, resolved.log.format.value)
-    sys.exit(asyncio.run(_serve(resolved)))
+    sys.exit(asyncio.run(_serve(resolved, config)))
 
 
-async def _serve(resolved: ResolvedConfig) -> int:
+async def _serve(resolved: ResolvedConfig, config_path: Path | None) -> int:
     from vigil.app import Vigil
 
     loop = asyncio.get_running_loop()
@@ -102,6 +102,7 @@ async def _serve(resolved: ResolvedConfig) -> int:
         resolved,
         notifier=Notifier.from_environment(),
         watchdog_interval=watchdog_interval_from_environment(),
+        config_path=config_path,
     )
     try:
         summary = await vigil.start()

@@ -3,10 +3,12 @@ manager replaced by a table of statuses: these tests need no GStreamer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -14,14 +16,18 @@ import pytest
 from vigil.api.app import create_api
 from vigil.api.server import ApiServer
 from vigil.api.services import ApiServices
+from vigil.config.loader import load_config_text
 from vigil.events import EventBus, utc_now
 from vigil.store.db import Database
+from vigil.store.overlay import OverlayStore
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import Role, TokenStore, hash_token
+from vigil.streams.desired import DesiredState
 from vigil.streams.state import StreamState
 from vigil.streams.status import StreamStatus
 
 CONFIG_TOKEN = "vgl_from-the-config-file"
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,14 +62,31 @@ class Api:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+FILE = """\
+streams:
+  - {name: gate, source: "rtsp://admin:secret@192.0.2.10:554/stream1", transport: tcp}
+  - {name: yard, source: "test://ball?size=320x240"}
+"""
+
+
+async def _write(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
 async def serve(tmp_path: Path, configured: dict[str, tuple[str, Role]]) -> AsyncIterator[Api]:
     db = Database(tmp_path / "vigil.db")
     db.migrate()
     streams = FakeStreams({"gate": status("gate"), "yard": status("yard", StreamState.STALLED)})
+    bus = EventBus()
+    desired = DesiredState(
+        file_config=load_config_text(FILE, env={}), config_path=None, base_dir=tmp_path,
+        env={}, store=OverlayStore(db), write=_write, bus=bus,
+    )  # fmt: skip
+    await desired.load()
     services = ApiServices(
-        bus=EventBus(), db=db, segments=SegmentStore(db), gaps=GapStore(db),
+        bus=bus, db=db, segments=SegmentStore(db), gaps=GapStore(db),
         tokens=TokenStore(db), streams=streams, version="0.test", gstreamer_version="1.22.0",
-        started_at=utc_now(), ready=lambda: True,
+        started_at=utc_now(), ready=lambda: True, desired=desired,
     )  # fmt: skip
     server = ApiServer(create_api(services, configured_tokens=configured), "127.0.0.1", 0)
     await server.start()

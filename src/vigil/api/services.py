@@ -13,6 +13,7 @@ from vigil.events import EventBus
 from vigil.store.db import Database
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import TokenStore
+from vigil.streams.desired import DesiredState
 from vigil.streams.status import StreamStatus
 
 T = TypeVar("T")
@@ -42,6 +43,8 @@ class ApiServices:
     ready: Callable[[], bool]
     # Blocking work (SQLite reads, file probes) runs here, off the event loop.
     executor: Executor | None = None
+    # The configuration as desired (file + API overlay); None in tests that need no changes.
+    desired: DesiredState | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     async def run(self, fn: Callable[[], T]) -> T:

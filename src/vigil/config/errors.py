@@ -59,6 +59,11 @@ class ConfigError(Exception):
         )
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
+    @classmethod
+    def single(cls, location: str, message: str, source_name: str = "request") -> ConfigError:
+        """An error of one issue that no file line belongs to (API requests, reloads)."""
+        return cls([ConfigIssue(location, message, None, source_name)])
+
     def __reduce__(self) -> tuple[type[ConfigError], tuple[list[ConfigIssue]]]:
         # The default would rebuild from the rendered text, not from the issues.
         return (type(self), (self.issues,))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import Executor
 
+from vigil.config.diff import ChangePlan
 from vigil.config.resolve import StreamPlan
 from vigil.events import EventBus
 from vigil.recording.segments import SegmentIndex
@@ -45,6 +46,19 @@ class StreamManager:
         """Stop the stream called `plan.name` (if running) and start it again from `plan`."""
         await self.stop_stream(plan.name)
         self.start([plan])
+
+    async def apply(self, plan: ChangePlan) -> None:
+        """Carry out a change plan: stop removed streams, restart changed ones (alone), start
+        added ones. Streams not in the plan are not touched."""
+        results = await asyncio.gather(
+            *(self.stop_stream(name) for name in plan.removed),
+            *(self.restart(changed) for changed in plan.changed),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.error("error while applying a configuration change", exc_info=result)
+        self.start(list(plan.added))
 
     async def stop(self) -> None:
         """Stop every stream concurrently, each finishing its open segment."""

@@ -1,0 +1,51 @@
+"""Reload as a plan: which streams to start, stop or restart, and what needs a restart of Vigil.
+
+Streams are compared by their resolved plans (every default and path filled in), so a change of
+a global default that reaches a stream (e.g. `recording.segment_seconds`) restarts exactly the
+streams it changes; an unchanged stream is never touched and keeps recording with no gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vigil.config.resolve import ResolvedConfig, StreamPlan
+
+# Sections whose change is applied without restarting Vigil (through the stream plans).
+_HOT = {"streams", "recording", "ingest"}
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What to do to go from one configuration to the next."""
+
+    added: tuple[StreamPlan, ...]
+    removed: tuple[str, ...]
+    changed: tuple[StreamPlan, ...]
+    unchanged: tuple[str, ...]
+    # Sections that differ but only take effect when Vigil restarts (listen address, paths…).
+    needs_restart: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def plan_changes(old: ResolvedConfig, new: ResolvedConfig) -> ChangePlan:
+    """The smallest set of stream operations that turns `old` into `new`."""
+    before = {plan.name.casefold(): plan for plan in old.streams}
+    after = {plan.name.casefold(): plan for plan in new.streams}
+    added = tuple(plan for key, plan in after.items() if key not in before)
+    removed = tuple(plan.name for key, plan in before.items() if key not in after)
+    changed = tuple(plan for key, plan in after.items() if key in before and before[key] != plan)
+    unchanged = tuple(
+        plan.name for key, plan in after.items() if key in before and before[key] == plan
+    )
+    old_data = old.config.model_dump(mode="json")
+    new_data = new.config.model_dump(mode="json")
+    needs_restart = tuple(
+        section
+        for section in sorted(set(old_data) | set(new_data))
+        if section not in _HOT and old_data.get(section) != new_data.get(section)
+    )
+    return ChangePlan(added, removed, changed, unchanged, needs_restart)
