@@ -181,6 +181,38 @@ class DesiredState:
             await self._change({name.casefold(): None})
         return self.stream(name)
 
+    async def replace_streams(self, entries: list[dict[str, Any]]) -> ChangePlan:
+        """Make the configured streams exactly `entries` (PUT /config): what differs from the
+        file is stored as the overlay. A source sent back masked (as GET shows it) keeps the
+        stream's real source."""
+        async with self._lock:
+            streams = []
+            for entry in entries:
+                entry = dict(entry)
+                current = self.stream(str(entry.get("name", "")))
+                if current is not None and entry.get("source") == current.config.redacted_source():
+                    entry["source"] = current.config.source
+                streams.append(_validated(entry))
+            file_streams = {s.name.casefold(): s for s in self._file_config.streams}
+            overlay: dict[str, OverlayEntry] = {}
+            wanted = set()
+            for stream in streams:
+                key = stream.name.casefold()
+                if key in wanted:
+                    raise ConfigError.single("streams", f"duplicate stream name '{stream.name}'")
+                wanted.add(key)
+                in_file = file_streams.get(key)
+                if in_file is None or in_file != stream:
+                    overlay[key] = _overlay_of(stream)
+            for key, stream in file_streams.items():
+                if key not in wanted:
+                    overlay[key] = OverlayEntry(stream.name, None)
+            merged = merge(self._file_config, overlay)
+            new = resolve(merged.config, base_dir=self._base_dir)
+            await self._write(partial(self._store.replace, overlay))
+            self._overlay, self._merged = overlay, merged
+            return await self._apply(new, "api")
+
     async def _change(self, changes: dict[str, OverlayEntry | None]) -> None:
         """Validate the overlay with `changes` (None = drop the key), persist it, apply it."""
         overlay = dict(self._overlay)
