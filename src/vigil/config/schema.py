@@ -9,7 +9,7 @@ import enum
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel
@@ -73,6 +73,10 @@ def reference_markdown() -> str:
         section = model_in(info.annotation)
         if section is not None:
             out += _model_section(f"`{name}`", section)
+            for key, inner in section.model_fields.items():
+                entry = list_item_model(inner.annotation)
+                if entry is not None:
+                    out += _model_section(f"`{name}.{key}[]` (each entry)", entry)
         item = list_item_model(info.annotation)
         if item is not None:
             out += _model_section(f"`{name}[]` (each entry)", item)
@@ -103,6 +107,12 @@ def _model_section(title: str, model: type[BaseModel], *, nested: bool = True) -
 
 
 def _type_name(annotation: Any) -> str:
+    if list_item_model(annotation) is not None:
+        return "list (entries below)"
+    if get_origin(annotation) is list:
+        return f"list of {_type_name(get_args(annotation)[0])}"
+    if get_origin(annotation) is Literal:
+        return "string"
     if get_origin(annotation) in (Union, types.UnionType):
         names = [_type_name(arg) for arg in get_args(annotation) if arg is not type(None)]
         return " or ".join(names) + " or null"
