@@ -187,3 +187,40 @@ def test_gaps_open_close_list(db: Database) -> None:
     assert [gap.id for gap in gaps.list_gaps(start=_seconds(20))] == [ongoing]
     assert [gap.stream for gap in gaps.list_gaps(end=_seconds(6))] == ["cam", "other"]
     assert gaps.list_gaps(stream="cam", start=_seconds(10), end=_seconds(50)) == []
+
+
+def test_keyset_pages_neither_skip_nor_repeat_rows_added_meanwhile(db: Database) -> None:
+    store = _store(db)
+    for index in range(5):
+        _open(store, "cam", f"{index}.mp4", _seconds(index * 10))
+    _open(store, "cam", "same-start.mp4", _seconds(10))  # ties on start are ordered by id
+    first = store.list_segments(stream="cam", limit=3)
+    assert [row.path.name for row in first] == ["0.mp4", "1.mp4", "same-start.mp4"]
+    _open(store, "cam", "late.mp4", _seconds(5))  # before the cursor: not on later pages
+    rest = store.list_segments(stream="cam", limit=10, after=(first[-1].start, first[-1].id))
+    assert [row.path.name for row in rest] == ["2.mp4", "3.mp4", "4.mp4"]
+
+
+def test_nearest_video_around_a_range_ignores_missing_files(db: Database) -> None:
+    store = _store(db)
+    for name, start, end in [("a", 0, 10), ("b", 50, 60), ("c", 100, 110)]:
+        segment_id = _open(store, "cam", name, _seconds(start))
+        store.close_segment(segment_id, end=_seconds(end), duration_s=10.0, size_bytes=1)
+    store.mark_missing(store.add_complete(
+        stream="cam", path=Path("/rec/cam/lost.mp4"), start=_seconds(20), end=_seconds(30),
+        duration_s=10.0, size_bytes=1, codec="h264", width=2, height=2,
+    ))  # fmt: skip
+    assert store.nearest("cam", _seconds(20), _seconds(40)) == (_seconds(10), _seconds(50))
+    assert store.nearest("cam", _seconds(120), _seconds(130)) == (_seconds(110), None)
+    assert store.nearest("other", _seconds(0), _seconds(1)) == (None, None)
+    assert store.has_segments("cam") and not store.has_segments("other")
+
+
+def test_gaps_listed_up_to_a_limit(db: Database) -> None:
+    gaps = GapStore(db)
+    for index in range(5):
+        gaps.add_gap("cam", _seconds(index * 10), _seconds(index * 10 + 1), "no video for 5 s")
+    assert [gap.start for gap in gaps.list_gaps(stream="cam", limit=2)] == [
+        _seconds(0),
+        _seconds(10),
+    ]

@@ -247,15 +247,27 @@ class SegmentStore:
         end: datetime | None = None,
         limit: int = 1000,
         offset: int = 0,
+        after: tuple[datetime, int] | None = None,
     ) -> list[SegmentRow]:
-        """Segments overlapping ``[start, end)``, ordered by start.
+        """Segments overlapping ``[start, end)``, ordered by start (then id).
 
         A row covers ``[start, end)``; an open row without an end covers everything after its
         start (it is still being written); any other row without an end covers only its start.
+        `after` is the (start, id) of the last row of the previous page: keyset paging, which
+        stays cheap deep into millions of rows and does not skip or repeat rows when new ones
+        are added meanwhile (an offset does both).
         """
         query = select(Segment)
         if stream is not None:
             query = query.where(Segment.stream == stream)
+        if after is not None:
+            after_us, after_id = to_us(after[0]), after[1]
+            query = query.where(
+                or_(
+                    Segment.start_us > after_us,
+                    and_(Segment.start_us == after_us, Segment.id > after_id),
+                )
+            )
         if end is not None:
             query = query.where(Segment.start_us < to_us(end))
         if start is not None:
@@ -275,6 +287,38 @@ class SegmentStore:
         query = query.order_by(Segment.start_us, Segment.id).limit(limit).offset(offset)
         with self._db.session() as session:
             return [SegmentRow.from_model(segment) for segment in session.scalars(query)]
+
+    def has_segments(self, stream: str) -> bool:
+        """True if any row (of any status) belongs to `stream`."""
+        query = select(Segment.id).where(Segment.stream == stream).limit(1)
+        with self._db.session() as session:
+            return session.scalar(query) is not None
+
+    def nearest(
+        self, stream: str, start: datetime, end: datetime
+    ) -> tuple[datetime | None, datetime | None]:
+        """Around ``[start, end)``: the end of the latest video that ends at or before `start`
+        and the start of the earliest video that starts at or after `end` (None if there is
+        none). Rows whose file is missing do not count: there is nothing there to watch."""
+        playable = (Segment.stream == stream, Segment.status != SegmentStatus.MISSING.value)
+        before = (
+            select(Segment.end_us)
+            .where(*playable, Segment.end_us.is_not(None), Segment.end_us <= to_us(start))
+            .order_by(Segment.end_us.desc())
+            .limit(1)
+        )
+        after = (
+            select(Segment.start_us)
+            .where(*playable, Segment.start_us >= to_us(end))
+            .order_by(Segment.start_us)
+            .limit(1)
+        )
+        with self._db.session() as session:
+            before_us, after_us = session.scalar(before), session.scalar(after)
+        return (
+            None if before_us is None else from_us(before_us),
+            None if after_us is None else from_us(after_us),
+        )
 
     def known_paths(self, under: Path) -> set[str]:
         """The paths of all rows (any status) whose file lies anywhere below the directory `under`,
@@ -337,6 +381,7 @@ class GapStore:
         stream: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        limit: int | None = None,
     ) -> list[GapRow]:
         """Gaps overlapping ``[start, end)``, ordered by start; an ongoing gap has no end."""
         query = select(Gap)
@@ -346,6 +391,6 @@ class GapStore:
             query = query.where(Gap.start_us < to_us(end))
         if start is not None:
             query = query.where(or_(Gap.end_us.is_(None), Gap.end_us > to_us(start)))
-        query = query.order_by(Gap.start_us, Gap.id)
+        query = query.order_by(Gap.start_us, Gap.id).limit(limit)
         with self._db.session() as session:
             return [GapRow.from_model(gap) for gap in session.scalars(query)]
