@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 _CODES = {
     400: "bad_request",
@@ -78,7 +79,7 @@ def error_response(
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": code.replace("_", " ")}
     for status, code in _CODES.items()
-    if status in (401, 403, 404, 409, 422)
+    if status in (400, 401, 403, 404, 409, 422)
 }
 
 
@@ -90,12 +91,17 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path; one path
+            # often has several routes (GET and POST): list them all.
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+            message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
         return error_response(
-            exc.status_code, _CODES.get(exc.status_code, "error"), message,
-            headers=getattr(exc, "headers", None),
-        )  # fmt: skip
+            exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,3 +112,13 @@ def install(app: FastAPI) -> None:
         ]  # fmt: skip
         summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems)
         return error_response(422, "invalid_request", summary or "invalid request", problems)
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _scope = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)

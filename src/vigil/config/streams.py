@@ -19,6 +19,8 @@ from vigil.config.sources import RTSP_SCHEMES, SCHEMES, Transport, parse_source,
 # variable names, hence this conservative alphabet.
 STREAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _STREAM_NAME = re.compile(STREAM_NAME_PATTERN)
+# What a source URL looks like (its scheme); the full check is parse_source's.
+SOURCE_PATTERN = r"^(" + "|".join(SCHEMES) + r")://\S+$"
 STREAM_NAME_RULE = (
     "1 to 64 characters: letters, digits, '_' and '-', starting with a letter or digit"
 )
@@ -45,12 +47,13 @@ class StreamConfig(BaseConfig):
             "See 'Sources' below."
         ),
         json_schema_extra={
+            "pattern": SOURCE_PATTERN,
             "examples": [
                 "rtsp://user:password@192.0.2.10:554/stream1",
                 "file:///srv/videos/gate.mp4",
                 "test://ball?size=640x480&fps=15",
                 "v4l2:///dev/video0",
-            ]
+            ],
         },
     )
     transport: Transport = Field(

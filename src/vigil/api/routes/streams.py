@@ -20,8 +20,9 @@ from vigil.api.deps import Services
 from vigil.api.errors import ERROR_RESPONSES, ApiError
 from vigil.api.services import ApiServices
 from vigil.config.errors import ConfigError
+from vigil.config.recording import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
 from vigil.config.sources import Transport
-from vigil.config.streams import STREAM_NAME_PATTERN, StreamConfig
+from vigil.config.streams import SOURCE_PATTERN, STREAM_NAME_PATTERN, StreamConfig
 from vigil.streams.desired import (
     ConfiguredStream,
     DesiredState,
@@ -67,19 +68,21 @@ class StreamView(StreamState):
 class StreamChanges(BaseModel):
     """Keys of a stream to change; the others keep their value. Renaming is not possible."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    source: str | None = None
+    source: str | None = Field(default=None, min_length=1, pattern=SOURCE_PATTERN)
     transport: Transport | None = None
     record: bool | None = None
     enabled: bool | None = None
-    segment_seconds: int | None = None
+    segment_seconds: int | None = Field(
+        default=None, ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS
+    )
 
 
 class RecordingSwitch(BaseModel):
     """Recording on or off."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     enabled: bool
 
@@ -175,8 +178,9 @@ async def delete_stream(services: Services, _caller: Admin, name: str = StreamNa
 
 
 @router.post(
-    "/{name}/reset", response_model=StreamView | None,
+    "/{name}/reset", response_model=StreamView,
     summary="Drop the API's changes of a stream: the file's entry applies again (admin)",
+    responses={204: {"description": "The stream existed only through the API: it is gone."}},
 )  # fmt: skip
 async def reset_stream(
     services: Services, _caller: Admin, name: str = StreamName
