@@ -15,6 +15,7 @@ parts that failed, never by echoing an RTSP URL.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -184,6 +185,8 @@ def _parse_rtsp(url: str, parts: SplitResult, transport: Transport) -> RtspSourc
         ) from None
     if not parts.hostname:
         raise ValueError(f"an RTSP source needs a host, {example}")
+    if not _valid_host(parts.hostname):
+        raise ValueError(f"'{parts.hostname}' is not a host name or IP address, {example}")
     if port == 0:
         raise ValueError("invalid port 0 in the RTSP URL; it must be 1..65535")
     if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
@@ -194,6 +197,21 @@ def _parse_rtsp(url: str, parts: SplitResult, transport: Transport) -> RtspSourc
             "user name or password (%2F, %3F, %23)"
         )
     return RtspSource(url=url, transport=transport)
+
+
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address or an RFC 1123 host name (what a socket can connect to)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if host.replace(".", "").isdigit():  # 999.1.1.1 is a bad address, not a name
+        return False
+    return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
 
 
 def _parse_file(parts: SplitResult) -> FileSource:

@@ -285,10 +285,12 @@ class DesiredState:
 
         assert self.config_path is not None
         path = self.config_path.resolve()
-        # Watch the directory: an editor's save often replaces the file (a new inode).
-        async for changes in awatch(path.parent, recursive=False, debounce=300, step=100):
-            if not any(Path(changed).resolve() == path for _kind, changed in changes):
-                continue
+        # Watch the directory: an editor's save often replaces the file (a new inode). Only
+        # the file itself counts (the directory may hold logs or the data).
+        async for _changes in awatch(
+            path.parent, recursive=False, debounce=300, step=100,
+            watch_filter=lambda _change, changed: Path(changed).resolve() == path,
+        ):  # fmt: skip
             with contextlib.suppress(ConfigError):
                 await self.reload("file")
 
