@@ -1,7 +1,8 @@
 """The composition root: builds every service from a resolved configuration and runs them.
 
-Start order: folders → database (migrate) → repair what a crash left open → GLib loop →
-simulator (if configured) → streams. Stop runs it backwards, each stream finishing its segment.
+Start order: folders → database (migrate) → event history → repair what a crash left open →
+GLib loop → simulator (if configured) → streams. Stop runs it backwards, each stream finishing
+its segment; the event history stores the last events before the database closes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -23,12 +25,14 @@ from vigil.config.resolve import ResolvedConfig
 from vigil.events import EventBus, RecordingRepaired, utc_now
 from vigil.media import gst
 from vigil.media.mainloop import GLibLoopThread
+from vigil.observability.event_log import EventLog
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
 from vigil.recording.reindex import reindex
 from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.store.db import Database
+from vigil.store.events import EventStore
 from vigil.store.overlay import OverlayStore
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import Role, TokenStore
@@ -79,6 +83,7 @@ class Vigil:
         self.index: SegmentIndex | None = None
         self.streams: StreamManager | None = None
         self.api: ApiServer | None = None
+        self.event_log: EventLog | None = None
         self._ready = False
         self._glib = GLibLoopThread()
         self._simulator: SimulatorProcess | None = None
@@ -103,6 +108,13 @@ class Vigil:
         cfg.recording_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.database_path)
         await self._write(partial(self.db.migrate))
+        # First after the DB, so the history holds everything from start-up repair on.
+        self.event_log = EventLog(
+            self.bus, EventStore(self.db), self._write,
+            retention=timedelta(days=cfg.config.events.retention_days),
+            max_rows=cfg.config.events.max_rows,
+        )  # fmt: skip
+        self.event_log.start()
         self.segments = SegmentStore(self.db)
         report = await self._write(
             partial(
@@ -173,6 +185,7 @@ class Vigil:
             tokens=tokens, streams=self.streams, version=__version__,
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
+            events_config=cfg.config.events,
         )  # fmt: skip
         host = cfg.api.host
         if not configured and not await self._write(partial(tokens.active)):
@@ -233,6 +246,8 @@ class Vigil:
         if self._heartbeat is not None:
             await self._heartbeat.stop()  # before the GLib loop goes, or it would look hung
         self._glib.stop()
+        if self.event_log is not None:
+            await self.event_log.stop()  # last: it stores the stops and gaps published above
         if self.db is not None:
             await self._write(partial(self.db.close))
         self._media.shutdown(wait=False, cancel_futures=True)

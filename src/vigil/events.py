@@ -3,16 +3,22 @@
 Events are frozen dataclasses. Publishing never blocks and never fails: each subscriber owns a
 bounded queue, and a subscriber that falls behind loses its oldest events (and is told how many)
 rather than slowing the publisher. Publishing is only legal on the event loop's thread; other
-threads (GStreamer's) hand events over with `publish_threadsafe`.
+threads (GStreamer's) hand events over with `publish_threadsafe`. `event_to_dict` is the one
+JSON form of every event (WebSocket, stored history).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import PurePath
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -129,23 +135,115 @@ def _type_name(cls: type[Event]) -> str:
     return _TYPE_NAMES.get(cls, cls.__name__)
 
 
-class Subscription:
-    """One subscriber's bounded queue; iterate it with ``async for``."""
+# -- JSON form ------------------------------------------------------------------------------
 
-    def __init__(self, bus: EventBus, maxsize: int, accept: Callable[[Event], bool]) -> None:
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The JSON form of any event: ``{"type", "at", "stream"?, ...its other fields}``.
+
+    Built from the dataclass fields, so a new event type needs no code here: times become ISO
+    8601 in UTC with ``Z`` (as the REST API writes them), tuples lists, enums their value, paths
+    strings, durations seconds; anything else unknown its ``str()``. `stream` is present only
+    for events about one stream, so clients can filter on it without knowing the types. A field
+    named ``type`` would be shadowed by the event type: do not name a field that.
+    """
+    out: dict[str, Any] = {"type": event.type, "at": to_json_value(event.at)}
+    stream = getattr(event, "stream", None)
+    if isinstance(stream, str):
+        out["stream"] = stream
+    for item in dataclasses.fields(event):
+        if item.name not in out:
+            out[item.name] = to_json_value(getattr(event, item.name))
+    return out
+
+
+def to_json_value(value: object) -> Any:
+    """`value` as something ``json.dumps`` writes as strict JSON (see `event_to_dict`)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        # NaN and infinities are not JSON; json.dumps would write them anyway.
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, enum.Enum):
+        return to_json_value(value.value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): to_json_value(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((to_json_value(item) for item in value), key=repr)
+    if isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray)):
+        return [to_json_value(item) for item in value]
+    return str(value)
+
+
+def type_matches(event_type: str, patterns: Iterable[str]) -> bool:
+    """True if `event_type` is selected by any of `patterns` (an empty list selects all).
+
+    A pattern selects its exact type and every type below it: ``stream`` and ``stream.``
+    select ``stream.state``; ``segment`` selects ``segment.opened`` and ``segment.closed``.
+    """
+    selected = False
+    for pattern in patterns:
+        selected = True
+        prefix = pattern if pattern.endswith(".") else pattern + "."
+        if event_type == pattern or event_type.startswith(prefix):
+            return True
+    return not selected
+
+
+class Subscription:
+    """One subscriber's bounded queue; iterate it with ``async for``.
+
+    When the queue is full the oldest event is dropped, or, with `on_overflow`, the new one is
+    refused and `on_overflow` called: for a subscriber that would rather stop than see a hole
+    (a WebSocket client is disconnected, not silently handed an incomplete story).
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        maxsize: int,
+        accept: Callable[[Event], bool],
+        on_overflow: Callable[[], None] | None = None,
+    ) -> None:
         self._bus = bus
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
         self._accept = accept
+        self._on_overflow = on_overflow
         self.dropped = 0
 
     def _offer(self, event: Event) -> None:
         if not self._accept(event):
             return
         if self._queue.full():
-            # Drop the oldest: a slow subscriber must never slow the publisher.
-            self._queue.get_nowait()
+            # A slow subscriber must never slow the publisher: something is dropped either way.
             self.dropped += 1
+            if self._on_overflow is not None:
+                self._on_overflow()
+                return
+            self._queue.get_nowait()
         self._queue.put_nowait(event)
+
+    @property
+    def maxsize(self) -> int:
+        """How many events the queue holds at most."""
+        return self._queue.maxsize
+
+    @property
+    def queued(self) -> int:
+        """How many events wait to be read."""
+        return self._queue.qsize()
 
     async def get(self) -> Event:
         """Wait for the next event."""
@@ -183,11 +281,20 @@ class EventBus:
         self._loop = loop or asyncio.get_running_loop()
         self._subscribers: list[Subscription] = []
 
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions are open (a metric: a count that only grows is a leak)."""
+        return len(self._subscribers)
+
     def subscribe(
-        self, accept: Callable[[Event], bool] | None = None, *, maxsize: int = 1000
+        self,
+        accept: Callable[[Event], bool] | None = None,
+        *,
+        maxsize: int = 1000,
+        on_overflow: Callable[[], None] | None = None,
     ) -> Subscription:
-        """Start receiving events (those `accept` returns True for)."""
-        sub = Subscription(self, maxsize, accept or (lambda _event: True))
+        """Start receiving events (those `accept` returns True for); see `Subscription`."""
+        sub = Subscription(self, maxsize, accept or (lambda _event: True), on_overflow)
         self._subscribers.append(sub)
         return sub
 

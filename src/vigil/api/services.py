@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from vigil.config.events import EventsConfig
 from vigil.events import EventBus
 from vigil.store.db import Database
 from vigil.store.recordings import GapStore, SegmentStore
@@ -45,6 +46,8 @@ class ApiServices:
     executor: Executor | None = None
     # The configuration as desired (file + API overlay); None in tests that need no changes.
     desired: DesiredState | None = None
+    # Per-client queue and heartbeat of the live event WebSocket.
+    events_config: EventsConfig = field(default_factory=EventsConfig)
     extras: dict[str, object] = field(default_factory=dict)
 
     async def run(self, fn: Callable[[], T]) -> T:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from vigil.config.api import ApiConfig
 from vigil.config.base import BaseConfig, located_error
 from vigil.config.database import DatabaseConfig
+from vigil.config.events import EventsConfig
 from vigil.config.ingest import IngestConfig
 from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
@@ -40,6 +41,9 @@ class VigilConfig(BaseConfig):
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="The HTTP API.")
+    events: EventsConfig = Field(
+        default_factory=EventsConfig, description="Event history and live event clients."
+    )
     simulator: SimulatorConfig | None = Field(
         default=None,
         description="Built-in camera simulator started beside Vigil. Absent: no simulator.",

@@ -6,7 +6,7 @@ serve as it is. Labels are bounded: stream names and state names, never reasons 
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 STREAM_TRANSITIONS = Counter(
     "vigil_stream_transitions",
@@ -18,4 +18,19 @@ RECORDING_GAPS = Counter(
     "vigil_recording_gaps",
     "Interruptions of a recorded stream (each is a row in the gaps table).",
     ["stream"],
+)
+
+WEBSOCKET_CLIENTS = Gauge(
+    "vigil_websocket_clients",
+    "WebSocket clients connected to the live event stream (/api/v1/events).",
+)
+
+WEBSOCKET_SLOW_DISCONNECTS = Counter(
+    "vigil_websocket_slow_disconnects",
+    "WebSocket clients disconnected because they let too many events pile up unread.",
+)
+
+EVENTS_NOT_STORED = Counter(
+    "vigil_events_not_stored",
+    "Bus events missing from the stored history: the writer fell behind or a write failed.",
 )
