@@ -24,10 +24,12 @@ from vigil.api.services import ApiServices
 from vigil.config.resolve import ResolvedConfig
 from vigil.events import EventBus, RecordingRepaired, utc_now
 from vigil.media import gst
+from vigil.media.export import write_mp4
 from vigil.media.mainloop import GLibLoopThread
 from vigil.observability.event_log import EventLog
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
+from vigil.recording.export import Exporter
 from vigil.recording.reindex import reindex
 from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
@@ -83,6 +85,7 @@ class Vigil:
         self.index: SegmentIndex | None = None
         self.streams: StreamManager | None = None
         self.api: ApiServer | None = None
+        self._exports: Exporter | None = None
         self.event_log: EventLog | None = None
         self._ready = False
         self._glib = GLibLoopThread()
@@ -180,9 +183,16 @@ class Vigil:
         assert self.segments is not None
         tokens = TokenStore(self.db)
         configured = {t.sha256: (t.name, Role(t.role)) for t in cfg.api.tokens}
+        # Exports are written beside the database, not to /tmp (often a small RAM disk).
+        self._exports = Exporter(
+            self.segments, [cfg.recording_root], cfg.data_dir / "exports", write_mp4
+        )
+        if swept := await asyncio.to_thread(self._exports.sweep):
+            logger.info("removed %d export file(s) left by the previous run", swept)
         services = ApiServices(
             bus=self.bus, db=self.db, segments=self.segments, gaps=GapStore(self.db),
             tokens=tokens, streams=self.streams, version=__version__,
+            recording_roots=(cfg.recording_root,), exports=self._exports,
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
             events_config=cfg.config.events,
@@ -234,6 +244,8 @@ class Vigil:
             self._notifier.stopping(self.status_line())
         if self.api is not None:
             await self.api.stop()
+        if self._exports is not None:  # the exports kept for re-use are only a cache
+            await asyncio.to_thread(self._exports.sweep)
         if self.desired is not None:
             await self.desired.close()
         if self.streams is not None:

@@ -42,6 +42,9 @@ class FakeStreams:
     def status(self, name: str) -> StreamStatus | None:
         return self.items.get(name)
 
+    async def snapshot(self, name: str) -> bytes | None:
+        return None  # no pipelines here: tests/integration/test_api_recordings.py has real ones
+
 
 def status(name: str, state: StreamState = StreamState.STREAMING) -> StreamStatus:
     return StreamStatus(name, state, "receiving video", datetime(2026, 11, 24, tzinfo=UTC),

@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from vigil.api import errors
 from vigil.api.auth import Authenticator
-from vigil.api.routes import config, events, streams, system
+from vigil.api.routes import config, events, recordings, snapshots, streams, system
 from vigil.api.services import ApiServices
 from vigil.store.tokens import Role
 
@@ -48,4 +48,6 @@ def create_api(
     app.include_router(streams.router, prefix=API_PREFIX)
     app.include_router(config.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(recordings.router, prefix=API_PREFIX)
+    app.include_router(snapshots.router, prefix=API_PREFIX)
     return app

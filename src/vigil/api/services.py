@@ -7,10 +7,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from vigil.config.events import EventsConfig
 from vigil.events import EventBus
+from vigil.recording.export import Exporter
 from vigil.store.db import Database
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import TokenStore
@@ -26,6 +28,10 @@ class StreamsView(Protocol):
     def statuses(self) -> list[StreamStatus]: ...
 
     def status(self, name: str) -> StreamStatus | None: ...
+
+    async def snapshot(self, name: str) -> bytes | None:
+        """The stream's latest keyframe as a JPEG; None if it has none (not streaming)."""
+        ...
 
 
 @dataclass
@@ -44,6 +50,10 @@ class ApiServices:
     ready: Callable[[], bool]
     # Blocking work (SQLite reads, file probes) runs here, off the event loop.
     executor: Executor | None = None
+    # Segment files are served only from inside these directories.
+    recording_roots: tuple[Path, ...] = ()
+    # Exports by time range; None where the API is served without them (some tests).
+    exports: Exporter | None = None
     # The configuration as desired (file + API overlay); None in tests that need no changes.
     desired: DesiredState | None = None
     # Per-client queue and heartbeat of the live event WebSocket.

@@ -69,6 +69,7 @@ class IngestPipeline:
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
         self._bus_handler = bus.connect("message", self._on_message)
+        self._last_keyframe = self._add_keyframe_tap()
 
     def _add_source(self) -> Source:
         """Build the source into its own bin (so it can be replaced while the rest runs)."""
@@ -273,6 +274,32 @@ class IngestPipeline:
             logger.warning("%s: last segment did not close within %.1f s", self.stream, timeout)
         branch.bin.set_state(Gst.State.NULL)
         self.pipeline.remove(branch.bin)
+
+    # -- latest keyframe (snapshots) --------------------------------------------------------
+
+    def _add_keyframe_tap(self) -> Gst.Element:
+        """A tee branch keeping the latest keyframe, in C alone: identity drops every delta
+        frame and fakesink holds the last buffer it got, with its caps. No Python runs per
+        buffer and nothing is decoded until a snapshot is asked for."""
+        keyframes = gst.make("identity", "keyframes", silent=True,
+                             drop_buffer_flags=Gst.BufferFlags.DELTA_UNIT)  # fmt: skip
+        last = gst.make("fakesink", "last-keyframe", sync=False, enable_last_sample=True)
+        last.set_property("async", False)  # nothing to preroll: it never holds a state change
+        self.pipeline.add(keyframes)
+        self.pipeline.add(last)
+        tee_pad = self.tee.request_pad_simple("src_%u")
+        if (
+            tee_pad is None
+            or tee_pad.link(keyframes.get_static_pad("sink")) != Gst.PadLinkReturn.OK
+            or not keyframes.link(last)
+        ):
+            raise RuntimeError(f"{self.stream}: cannot attach the keyframe tap")
+        return last
+
+    def latest_keyframe(self) -> Gst.Sample | None:
+        """The last keyframe that reached the tee, with its caps (None before the first)."""
+        sample: Gst.Sample | None = self._last_keyframe.get_property("last-sample")
+        return sample
 
     # -- bus (GLib thread) ------------------------------------------------------------------
 

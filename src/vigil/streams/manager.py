@@ -78,3 +78,8 @@ class StreamManager:
         """One stream's status, or None if it is not supervised."""
         supervisor = self._supervisors.get(name)
         return supervisor.status if supervisor else None
+
+    async def snapshot(self, name: str) -> bytes | None:
+        """The stream's latest keyframe as a JPEG; None if not streaming or none seen yet."""
+        supervisor = self._supervisors.get(name)
+        return await supervisor.snapshot() if supervisor else None

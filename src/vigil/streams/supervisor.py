@@ -29,6 +29,7 @@ from vigil.media.messages import (
     SegmentFileOpened,
 )
 from vigil.media.recorder import RecordingSpec
+from vigil.media.snapshot import SnapshotFailed, jpeg_of
 from vigil.media.sources import SourceFailure
 from vigil.observability.metrics import STREAM_TRANSITIONS
 from vigil.recording.paths import claim_segment_path
@@ -105,6 +106,7 @@ class StreamSupervisor:
         self._restarts = 0
         self._transitions = 0
         self._pipeline: IngestPipeline | None = None
+        self._snapshot: tuple[object, bytes] | None = None  # (which keyframe, its JPEG)
         self._generation = 0  # bumped for every source started; older messages are stale
         self._events: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -241,6 +243,32 @@ class StreamSupervisor:
     def _pipeline_busy(self) -> bool:
         """True while a source is up (a retry is then not ours to trigger)."""
         return self._pipeline is not None and self._pipeline.source_running
+
+    async def snapshot(self) -> bytes | None:
+        """The latest keyframe as a JPEG, decoded now in a media thread; None unless streaming
+        with a keyframe seen. A keyframe is decoded once however many clients poll it."""
+        pipeline = self._pipeline
+        if pipeline is None or self._state is not StreamState.STREAMING:
+            return None
+
+        def encode() -> bytes | None:
+            sample = pipeline.latest_keyframe()
+            buffer = sample.get_buffer() if sample is not None else None
+            if buffer is None:
+                return None
+            key = (id(pipeline), buffer.pts, buffer.get_size())
+            cached = self._snapshot
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            try:
+                jpeg = jpeg_of(sample)
+            except SnapshotFailed as error:
+                logger.warning("%s: snapshot: %s", self.plan.name, error)
+                return None
+            self._snapshot = (key, jpeg)
+            return jpeg
+
+        return await self._in_media_thread(encode)
 
     def _later(self, delay: float, event: _Item) -> None:
         loop = asyncio.get_running_loop()
