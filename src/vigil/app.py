@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from vigil import __version__
 from vigil.api.app import create_api
 from vigil.api.server import ApiServer, is_loopback
@@ -26,6 +28,7 @@ from vigil.events import EventBus, RecordingRepaired, utc_now
 from vigil.media import gst
 from vigil.media.export import write_mp4
 from vigil.media.mainloop import GLibLoopThread
+from vigil.observability import tracing
 from vigil.observability.event_log import EventLog
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
@@ -79,6 +82,7 @@ class Vigil:
         self._watchdog_interval = watchdog_interval
         self._heartbeat: ServiceHeartbeat | None = None
         self._stopping = False
+        self._tracer_provider: TracerProvider | None = None  # set while tracing is on
         self.bus: EventBus | None = None
         self.db: Database | None = None
         self.segments: SegmentStore | None = None
@@ -107,6 +111,9 @@ class Vigil:
         """Bring every service up; returns what to tell the operator."""
         cfg = self.config
         self.bus = EventBus()
+        if cfg.tracing.enabled:
+            self._tracer_provider = tracing.build_provider(cfg.tracing)
+            tracing.install(self._tracer_provider)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         cfg.recording_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.database_path)
@@ -208,7 +215,10 @@ class Vigil:
                 host = "127.0.0.1"
             else:
                 logger.info("no API token exists: open access, on loopback only")
-        app = create_api(services, configured_tokens=configured, cors_origins=cfg.api.cors_origins)
+        app = create_api(
+            services, configured_tokens=configured, cors_origins=cfg.api.cors_origins,
+            tracer_provider=tracing.current_provider(),
+        )  # fmt: skip
         self.api = ApiServer(app, host, cfg.api.port)
         await self.api.start()
 
@@ -264,5 +274,8 @@ class Vigil:
             await self._write(partial(self.db.close))
         self._media.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
+        if self._tracer_provider is not None:  # the stop's own spans are exported too
+            await asyncio.to_thread(tracing.shutdown, self._tracer_provider)
+            self._tracer_provider = None
         if self._notifier is not None:
             self._notifier.close()

@@ -27,6 +27,7 @@ from vigil.config import (
     load_config,
     resolve,
 )
+from vigil.config.log import LogFormat
 
 app = typer.Typer(
     help="Vigil: record, re-serve and watch many cameras.",
@@ -65,7 +66,17 @@ def _load(path: Path | None) -> ResolvedConfig:
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--log-format",
+            help="text or json; overrides the configuration's log.format.",
+            case_sensitive=False,
+        ),
+    ] = None,
+) -> None:
     """Run Vigil: start the streams and record them until Ctrl-C or SIGTERM."""
     # Until the service's own handlers are in place (after imports and set-up), a stop request
     # simply ends the process cleanly: nothing is being recorded yet.
@@ -73,7 +84,7 @@ def run(config: ConfigOption = None) -> None:
     resolved = _load(config)
     from vigil.observability.logging import setup_logging
 
-    setup_logging(resolved.log.level.value, resolved.log.format.value)
+    setup_logging(resolved.log.level.value, (log_format or resolved.log.format).value)
     sys.exit(asyncio.run(_serve(resolved, config)))
 
 

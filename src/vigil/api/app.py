@@ -1,17 +1,26 @@
-"""The FastAPI application: routers, error shape, auth, CORS, OpenAPI."""
+"""The FastAPI application: routers, error shape, auth, CORS, metrics, tracing, OpenAPI."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry.sdk.trace import TracerProvider
 
 from vigil.api import errors
 from vigil.api.auth import Authenticator
-from vigil.api.routes import config, events, recordings, snapshots, streams, system
+from vigil.api.middleware import RequestMetrics
+from vigil.api.routes import config, events, metrics, recordings, snapshots, streams, system
 from vigil.api.services import ApiServices
 from vigil.store.tokens import Role
 
 API_PREFIX = "/api/v1"
+# Probes and scrapes come every few seconds and say nothing: traced, they would drown the
+# requests worth reading.
+UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
 def create_api(
@@ -19,8 +28,10 @@ def create_api(
     *,
     configured_tokens: dict[str, tuple[str, Role]] | None = None,
     cors_origins: list[str] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The HTTP API over `services`; tokens from the file are given as hash → (name, role)."""
+    """The HTTP API over `services`; tokens from the file are given as hash → (name, role).
+    With `tracer_provider`, every request is a span (W3C traceparent headers are honoured)."""
     app = FastAPI(
         title="Vigil",
         version=services.version,
@@ -31,6 +42,7 @@ def create_api(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        telemetry=_telemetry(tracer_provider),
     )
     app.state.services = services
     app.state.auth = Authenticator(configured_tokens or {}, services.tokens, services.run)
@@ -43,7 +55,9 @@ def create_api(
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Location", "Link", "ETag"],
         )
+    app.add_middleware(RequestMetrics)
     app.include_router(system.probes)
+    app.include_router(metrics.router)
     app.include_router(system.router, prefix=API_PREFIX)
     app.include_router(streams.router, prefix=API_PREFIX)
     app.include_router(config.router, prefix=API_PREFIX)
@@ -51,3 +65,21 @@ def create_api(
     app.include_router(recordings.router, prefix=API_PREFIX)
     app.include_router(snapshots.router, prefix=API_PREFIX)
     return app
+
+
+def _telemetry(tracer_provider: TracerProvider | None) -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry instrumentation: request spans named after the route
+    template, into Vigil's provider; off entirely without one (it would otherwise report to
+    whatever global provider a library installed)."""
+    if tracer_provider is None:
+        return {"tracing": False, "metrics": False, "logs": False}
+    # Metrics are Prometheus' job here and logs go through `logging`; spans only, and one per
+    # request rather than one per dependency and serialisation step.
+    return {
+        "tracer_provider": tracer_provider, "metrics": False, "logs": False,
+        "operation_spans": False, "auto_configure": False, "exclude": _untraced,
+    }  # fmt: skip
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED_PATHS

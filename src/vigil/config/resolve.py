@@ -20,6 +20,7 @@ from vigil.config.root import VigilConfig
 from vigil.config.simulator import SimulatorConfig
 from vigil.config.sources import FileSource, SourceSpec, parse_source
 from vigil.config.streams import StreamConfig
+from vigil.config.tracing import TracingConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class ResolvedConfig:
     api: ApiConfig
     simulator: SimulatorConfig | None
     streams: tuple[StreamPlan, ...]
+    tracing: TracingConfig = dataclasses.field(default_factory=TracingConfig)
 
     def stream(self, name: str) -> StreamPlan | None:
         """The plan of the stream called `name` (compared ignoring case), if any."""
@@ -112,6 +114,7 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
         api=config.api,
         simulator=simulator,
         streams=streams,
+        tracing=config.tracing,
     )
 
 

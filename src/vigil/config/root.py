@@ -16,6 +16,7 @@ from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
 from vigil.config.simulator import SimulatorConfig
 from vigil.config.streams import StreamConfig
+from vigil.config.tracing import TracingConfig
 
 
 class VigilConfig(BaseConfig):
@@ -40,6 +41,10 @@ class VigilConfig(BaseConfig):
     )
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="How sources are read.")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
+    tracing: TracingConfig = Field(
+        default_factory=TracingConfig,
+        description="OpenTelemetry traces of API requests and control operations (off by default).",
+    )
     api: ApiConfig = Field(default_factory=ApiConfig, description="The HTTP API.")
     events: EventsConfig = Field(
         default_factory=EventsConfig, description="Event history and live event clients."

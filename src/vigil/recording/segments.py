@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from vigil.events import EventBus, GapClosed, GapOpened, SegmentClosed, SegmentOpened, utc_now
-from vigil.observability.metrics import RECORDING_GAPS
+from vigil.observability import tracing
+from vigil.observability.metrics import RECORDED_BYTES, RECORDED_SEGMENTS, RECORDING_GAPS
 from vigil.recording.mp4probe import Mp4Error, probe_mp4
 from vigil.store.models import SegmentStatus
 from vigil.store.recordings import GapStore, SegmentStore
@@ -152,39 +153,42 @@ class SegmentIndex:
     async def _complete(
         self, entry: _OpenFile, location: str, duration_hint: float, *, status: SegmentStatus
     ) -> None:
-        segment_id = await entry.segment_id
-        facts = await self._write(partial(_file_facts, Path(location), duration_hint))
-        duration, size, codec, width, height = facts
-        end = entry.start + timedelta(seconds=duration)
-        previous = self._last_end.get(entry.stream)
-        self._last_end[entry.stream] = end if previous is None else max(previous, end)
-        await self._write(
-            partial(
-                self._store.close_segment,
-                segment_id,
-                end=end,
-                duration_s=duration,
-                size_bytes=size,
-                codec=codec,
-                width=width,
-                height=height,
-                status=status,
+        with tracing.span("segment.close", stream=entry.stream, path=location, status=status.value):
+            segment_id = await entry.segment_id
+            facts = await self._write(partial(_file_facts, Path(location), duration_hint))
+            duration, size, codec, width, height = facts
+            end = entry.start + timedelta(seconds=duration)
+            previous = self._last_end.get(entry.stream)
+            self._last_end[entry.stream] = end if previous is None else max(previous, end)
+            await self._write(
+                partial(
+                    self._store.close_segment,
+                    segment_id,
+                    end=end,
+                    duration_s=duration,
+                    size_bytes=size,
+                    codec=codec,
+                    width=width,
+                    height=height,
+                    status=status,
+                )
             )
-        )
-        self._bus.publish(
-            SegmentClosed(
-                stream=entry.stream,
-                segment_id=segment_id,
-                path=location,
-                start=entry.start,
-                end=end,
-                duration_s=duration,
-                size_bytes=size,
+            self._bus.publish(
+                SegmentClosed(
+                    stream=entry.stream,
+                    segment_id=segment_id,
+                    path=location,
+                    start=entry.start,
+                    end=end,
+                    duration_s=duration,
+                    size_bytes=size,
+                )
             )
-        )
-        logger.debug(
-            "%s: segment %d closed (%.2f s, %d bytes)", entry.stream, segment_id, duration, size
-        )
+            RECORDED_SEGMENTS.labels(entry.stream).inc()
+            RECORDED_BYTES.labels(entry.stream).inc(size)
+            logger.debug(
+                "%s: segment %d closed (%.2f s, %d bytes)", entry.stream, segment_id, duration, size
+            )
 
     def abandon(self, stream: str) -> None:
         """The stream's pipeline died mid-file: complete its open rows from what reached disk."""

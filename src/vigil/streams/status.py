@@ -19,3 +19,11 @@ class StreamStatus:
     source: str
     restarts: int
     transitions: int
+    # Live numbers, sampled about once a second (`vigil.streams.meter`); defaults for a stream
+    # that has not run yet.
+    fps: float = 0.0
+    bitrate_bps: float = 0.0
+    last_frame_age_s: float | None = None  # None until the first frame
+    frames_received: int = 0
+    bytes_received: int = 0
+    not_streaming_s: float = 0.0  # supervised but not streaming (starting, stalled, ...)

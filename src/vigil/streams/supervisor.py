@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -31,11 +33,14 @@ from vigil.media.messages import (
 from vigil.media.recorder import RecordingSpec
 from vigil.media.snapshot import SnapshotFailed, jpeg_of
 from vigil.media.sources import SourceFailure
+from vigil.observability import tracing
+from vigil.observability.logging import stream_context
 from vigil.observability.metrics import STREAM_TRANSITIONS
 from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
 from vigil.streams.backoff import Backoff
 from vigil.streams.health import FlowWatch, camera_address, looks_unreachable, reachable
+from vigil.streams.meter import Downtime, FlowMeter
 from vigil.streams.state import (
     Action,
     Failure,
@@ -114,13 +119,19 @@ class StreamSupervisor:
         self._timers: list[asyncio.TimerHandle] = []
         self._flow = FlowWatch(plan.no_data_timeout_s)
         self._source_description = "not built"
+        self._meter = FlowMeter()
+        self._downtime = Downtime()
 
     @property
     def status(self) -> StreamStatus:
-        """The stream's state, reason and since when."""
+        """The stream's state, reason and since when, and its live numbers."""
+        now, meter = time.monotonic(), self._meter
         return StreamStatus(
             self.plan.name, self._state, self._reason, self._since,
             self._source_description, self._restarts, self._transitions,
+            fps=meter.fps(), bitrate_bps=meter.bitrate_bps(),
+            last_frame_age_s=meter.last_frame_age(now), frames_received=meter.frames,
+            bytes_received=meter.bytes, not_streaming_s=self._downtime.seconds(now),
         )  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -129,8 +140,9 @@ class StreamSupervisor:
         """Start supervising (idempotent)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"stream-{self.plan.name}"
-            )
+                self._run(), name=f"stream-{self.plan.name}",
+                context=stream_context(self.plan.name),  # log lines name the stream
+            )  # fmt: skip
             self._own(self._watch_flow())
         self._events.put_nowait(Start())
 
@@ -151,7 +163,10 @@ class StreamSupervisor:
                     await helper
 
     def _own(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            coro,  # type: ignore[arg-type]
+            context=stream_context(self.plan.name),
+        )
         self._helpers.add(task)
         task.add_done_callback(self._helpers.discard)
 
@@ -179,6 +194,8 @@ class StreamSupervisor:
             self._state, self._reason, self._since = step.state, step.reason, utc_now()
             if old != step.state:
                 self._transitions += 1
+                down = step.state not in (StreamState.STREAMING, StreamState.STOPPED)
+                self._downtime.update(down, time.monotonic())
                 STREAM_TRANSITIONS.labels(self.plan.name, old.value, step.state.value).inc()
                 level = logging.WARNING if step.state in (
                     StreamState.STALLED, StreamState.RECONNECTING, StreamState.FAILED
@@ -282,7 +299,9 @@ class StreamSupervisor:
     # -- pipeline -------------------------------------------------------------------------
 
     async def _in_media_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        # In this task's context: the media thread's log lines name the stream and the span.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, fn)
 
     def _recording_spec(self) -> RecordingSpec:
         plan = self.plan
@@ -295,7 +314,16 @@ class StreamSupervisor:
         )
 
     async def _start_source(self, *, whole: bool) -> None:
-        """Build the pipeline (whole) or only a new source into the running one."""
+        """Build the pipeline (whole) or only a new source into the running one, in a span."""
+        operation = "stream.start" if self._state is StreamState.STARTING else "stream.reconnect"
+        with tracing.span(operation, stream=self.plan.name, whole_pipeline=whole) as current:
+            failure = await self._build_source(whole=whole)
+            current.set_attribute("vigil.source", self._source_description)
+            if failure is not None:
+                tracing.mark_failed(current, failure)
+
+    async def _build_source(self, *, whole: bool) -> str | None:
+        """Build the pipeline or its source; the failure's reason if it could not."""
         self._cancel_timers()
         self._generation += 1
         generation = self._generation
@@ -323,15 +351,16 @@ class StreamSupervisor:
                 await self._in_media_thread(pipeline.start_source)
         except SourceFailure as exc:  # the camera refused, or is not there
             self._events.put_nowait(Failure(str(exc), permanent=exc.permanent))
-            return
+            return str(exc)
         except Exception as exc:  # a source that cannot even be built is this stream's failure
             logger.exception("%s: cannot start the source", plan.name)
             self._events.put_nowait(Failure(str(exc), permanent=_is_permanent(str(exc))))
-            return
+            return str(exc)
         assert self._pipeline is not None
         self._source_description = self._pipeline.description
         self._flow.reset(None)
         self._later(FIRST_FRAME_TIMEOUT_S, _FirstFrameDeadline(generation))
+        return None
 
     async def _stop_source(self) -> None:
         pipeline = self._pipeline
@@ -347,6 +376,7 @@ class StreamSupervisor:
         self._cancel_timers()
         if pipeline is None:
             return
+        self._sample_flow(pipeline)  # its last counts, before a new pipeline counts from zero
         self._generation += 1
         await self._in_media_thread(lambda: pipeline.stop(STOP_TIMEOUT_S))
         await self._take_segment_messages()
@@ -414,6 +444,7 @@ class StreamSupervisor:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             pipeline = self._pipeline
+            self._sample_flow(pipeline)
             if self._state is not StreamState.STREAMING or pipeline is None:
                 self._flow.reset(None)
                 continue
@@ -421,6 +452,15 @@ class StreamSupervisor:
                 timeout = self.plan.no_data_timeout_s
                 self._events.put_nowait(NoData(f"no video for {timeout:g} s"))
                 self._flow.reset(None)
+
+    def _sample_flow(self, pipeline: IngestPipeline | None) -> None:
+        """Feed the meter behind the live numbers of `status` (fps, bitrate, last frame)."""
+        now = time.monotonic()
+        if pipeline is None:
+            self._meter.idle(now)
+        else:
+            frames, size = pipeline.counters()
+            self._meter.sample(frames, size, now)
 
 
 def _is_permanent(reason: str) -> bool:

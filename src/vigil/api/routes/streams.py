@@ -46,6 +46,14 @@ class StreamState(BaseModel):
     source: str
     reconnects: int
     transitions: int
+    fps: float = Field(default=0.0, description="Video frames per second over the last 5 s.")
+    bitrate_bps: float = Field(
+        default=0.0, description="Video bits per second over the last 5 s (no RTP overhead)."
+    )
+    last_frame_age_s: float | None = Field(
+        default=None,
+        description="Seconds since the last video frame (to within 1 s); null before the first.",
+    )
 
 
 class StreamSettings(BaseModel):
@@ -91,7 +99,13 @@ def _view(status: StreamStatus) -> StreamState:
     return StreamState(
         name=status.name, state=status.state.value, reason=status.reason, since=status.since,
         source=status.source, reconnects=status.restarts, transitions=status.transitions,
+        fps=round(status.fps, 2), bitrate_bps=round(status.bitrate_bps),
+        last_frame_age_s=_rounded(status.last_frame_age_s),
     )  # fmt: skip
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 3) if seconds is not None else None
 
 
 def _stream_view(services: ApiServices, configured: ConfiguredStream) -> StreamView:

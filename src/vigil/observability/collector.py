@@ -1,0 +1,136 @@
+"""Per-stream Prometheus metrics, read from the streams' status at scrape time.
+
+Nothing here runs between scrapes: the numbers come from `StreamStatus` (the supervisor's state
+and its sampled counters), so no hot path updates a gauge, and the series of a stream that is
+removed disappear with it. `exposition` renders these together with the process-wide metrics of
+prometheus_client's default registry (`vigil.observability.metrics`, process and Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from vigil.streams.state import StreamState
+from vigil.streams.status import StreamStatus
+
+# The classic text format: what `promtool check metrics` and every Prometheus version read.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class StreamCollector(Collector):
+    """Yields every stream's metrics, and the service's own, from callables read per scrape."""
+
+    def __init__(
+        self,
+        statuses: Callable[[], Iterable[StreamStatus]],
+        *,
+        bus_subscribers: Callable[[], int] | None = None,
+        build: dict[str, str] | None = None,
+    ) -> None:
+        self._statuses = statuses
+        self._bus_subscribers = bus_subscribers
+        self._build = build or {}
+
+    def collect(self) -> Iterator[Metric]:
+        """One family per metric, one sample per stream (per state for the state family)."""
+        statuses = list(self._statuses())
+        stream = ["stream"]
+        up = GaugeMetricFamily(
+            "vigil_stream_up", "1 while the stream delivers video (state streaming), else 0.",
+            labels=stream,
+        )  # fmt: skip
+        state = GaugeMetricFamily(
+            "vigil_stream_state",
+            "The stream's state: 1 for the current one, 0 for the others.",
+            labels=["stream", "state"],
+        )
+        fps = GaugeMetricFamily(
+            "vigil_stream_frames_per_second",
+            "Video frames received per second, averaged over the last 5 s.",
+            labels=stream,
+        )
+        bitrate = GaugeMetricFamily(  # bytes, not bits: Prometheus' base unit (promtool)
+            "vigil_stream_bitrate_bytes_per_second",
+            "Video bitrate in bytes per second (x8 for bit/s; no RTP or container overhead), "
+            "over the last 5 s.",
+            labels=stream,
+        )
+        frames = CounterMetricFamily(
+            "vigil_stream_received_frames",
+            "Video frames received since Vigil started.",
+            labels=stream,
+        )
+        received = CounterMetricFamily(
+            "vigil_stream_received_bytes",
+            "Bytes of video received since Vigil started (no RTP or container overhead).",
+            labels=stream,
+        )
+        reconnects = CounterMetricFamily(
+            "vigil_stream_reconnects",
+            "Reconnection attempts scheduled after a failure or a stall.",
+            labels=stream,
+        )
+        down = CounterMetricFamily(
+            "vigil_stream_not_streaming_seconds",
+            "Seconds the stream was supervised but not streaming (starting, stalled, "
+            "reconnecting, failed); a stopped stream does not count.",
+            labels=stream,
+        )
+        age = GaugeMetricFamily(
+            "vigil_stream_last_frame_age_seconds",
+            "Seconds since the stream's last video frame (to within 1 s); absent before the "
+            "first frame.",
+            labels=stream,
+        )
+        for status in statuses:
+            name = [status.name]
+            up.add_metric(name, 1.0 if status.state is StreamState.STREAMING else 0.0)
+            for candidate in StreamState:
+                value = 1.0 if candidate is status.state else 0.0
+                state.add_metric([status.name, candidate.value], value)
+            fps.add_metric(name, status.fps)
+            bitrate.add_metric(name, status.bitrate_bps / 8)
+            frames.add_metric(name, status.frames_received)
+            received.add_metric(name, status.bytes_received)
+            reconnects.add_metric(name, status.restarts)
+            down.add_metric(name, status.not_streaming_s)
+            if status.last_frame_age_s is not None:
+                age.add_metric(name, status.last_frame_age_s)
+        yield from (up, state, fps, bitrate, frames, received, reconnects, down, age)
+        if self._bus_subscribers is not None:
+            yield GaugeMetricFamily(
+                "vigil_event_bus_subscribers",
+                "Open subscriptions to the in-process event bus (WebSocket clients, the event "
+                "log, ...).",
+                value=self._bus_subscribers(),
+            )
+        if self._build:
+            info = InfoMetricFamily("vigil_build", "Vigil's version and its GStreamer's.")
+            info.add_metric([], self._build)
+            yield info
+
+
+class _Combined(Collector):
+    """Several collectors as one, for a single rendering."""
+
+    def __init__(self, *sources: Collector) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        for source in self._sources:
+            yield from source.collect()
+
+
+def exposition(collector: Collector, registry: CollectorRegistry = REGISTRY) -> bytes:
+    """The text exposition of `registry` (process-wide metrics) followed by `collector`'s.
+
+    Rendered from a combination rather than by registering `collector` in the default
+    registry: each API instance (tests run several per process) has its own streams.
+    """
+    return generate_latest(_Combined(registry, collector))
