@@ -239,7 +239,10 @@ class RecordingBranch:
             return Gst.PadProbeReturn.OK
         # The muxer has written its last fragment; the file is complete once filesink has it.
         GLib.idle_add(self._retire, chain)
-        return Gst.PadProbeReturn.OK
+        # REMOVE, not OK: the probe's closure holds `chain`, which holds the filesink that owns
+        # this pad. Left in place, that cycle runs through C where Python's GC cannot see it,
+        # and every finished segment's mp4mux and filesink stayed alive (~40 KB each).
+        return Gst.PadProbeReturn.REMOVE
 
     def _retire(self, chain: _FileChain) -> bool:
         """Release a finished file's elements (GLib thread) and report it closed."""
