@@ -153,3 +153,18 @@ def _message(details: ErrorDetails, location: Location, root: type[BaseModel]) -
     if kind in _NUMERIC_BOUNDS and isinstance(value, int | float):
         message += f" (got {value!r})"
     return message
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_as(model: type[M], data: object, *, source_name: str = "request") -> M:
+    """Validate `data` that did not come from a file (an API request, a merge) as `model`;
+    ConfigError naming each bad key otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        issues = issues_from_validation_error(
+            error, root=model, source_name=source_name, lines={}, overrides={}
+        )
+        raise ConfigError(issues) from None

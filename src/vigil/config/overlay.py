@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
-
-from vigil.config.errors import ConfigError, issues_from_validation_error
+from vigil.config.errors import validate_as
 from vigil.config.root import VigilConfig
 
 
@@ -49,8 +47,8 @@ class Merged:
 def merge(file_config: VigilConfig, overlay: Mapping[str, OverlayEntry]) -> Merged:
     """Apply `overlay` (keyed by the name folded to lower case) to the file's configuration.
 
-    Raises ConfigError if the result is invalid (e.g. an overlay entry no longer valid against
-    a changed file), naming the stream.
+    Raises ConfigError if the result is invalid (e.g. an overlay entry no longer valid
+    against a changed file), naming the stream.
     """
     data = file_config.model_dump(mode="json", exclude_unset=False, by_alias=True)
     streams: list[dict[str, Any]] = []
@@ -73,11 +71,5 @@ def merge(file_config: VigilConfig, overlay: Mapping[str, OverlayEntry]) -> Merg
             streams.append(item.entry)
             origins[str(item.entry["name"])] = Origin.API
     data["streams"] = streams
-    try:
-        config = VigilConfig.model_validate(data)
-    except ValidationError as exc:
-        issues = issues_from_validation_error(
-            exc, root=VigilConfig, source_name="API changes", lines={}, overrides={}
-        )
-        raise ConfigError(issues) from None
+    config = validate_as(VigilConfig, data, source_name="API changes")
     return Merged(config=config, origins=origins, deleted=tuple(deleted))

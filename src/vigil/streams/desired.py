@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from vigil.config.diff import ChangePlan, plan_changes
-from vigil.config.errors import ConfigError, issues_from_validation_error
+from vigil.config.errors import ConfigError, validate_as
 from vigil.config.loader import load_config
 from vigil.config.overlay import Merged, Origin, OverlayEntry, merge
 from vigil.config.resolve import ResolvedConfig, resolve
@@ -309,13 +308,7 @@ class DesiredState:
 
 
 def _validated(entry: dict[str, Any]) -> StreamConfig:
-    try:
-        return StreamConfig.model_validate(entry)
-    except ValidationError as error:
-        issues = issues_from_validation_error(
-            error, root=StreamConfig, source_name="request", lines={}, overrides={}
-        )
-        raise ConfigError(issues) from None
+    return validate_as(StreamConfig, entry)
 
 
 def _overlay_of(stream: StreamConfig) -> OverlayEntry:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from vigil.api.auth import Admin
 from vigil.api.deps import Services
 from vigil.api.errors import ERROR_RESPONSES, ApiError
 from vigil.api.services import ApiServices
 from vigil.config.diff import ChangePlan
-from vigil.config.errors import ConfigError, issues_from_validation_error
+from vigil.config.errors import ConfigError, validate_as
 from vigil.config.root import VigilConfig
 from vigil.streams.desired import DesiredState
 
@@ -86,13 +86,7 @@ def _applied(plan: ChangePlan) -> Applied:
 
 
 def _parse(document: dict[str, Any]) -> VigilConfig:
-    try:
-        return VigilConfig.model_validate(document)
-    except ValidationError as error:
-        issues = issues_from_validation_error(
-            error, root=VigilConfig, source_name="request", lines={}, overrides={}
-        )
-        raise ConfigError(issues) from None
+    return validate_as(VigilConfig, document)
 
 
 def _invalid(error: ConfigError) -> ApiError:
