@@ -421,3 +421,19 @@ async def test_snapshots_need_a_streaming_stream(api: Api) -> None:
     assert unknown.status_code == 404
     no_keyframe = await api.client.get("/api/v1/streams/gate/snapshot.jpg")
     assert no_keyframe.status_code == 409 and "keyframe" in no_keyframe.json()["error"]["message"]
+
+
+async def test_exports_are_refused_when_the_disk_or_the_workers_are_short(
+    api: Api, tmp_path: Path, sample_files: list[Path]
+) -> None:
+    query = {"start": _q(_at(0)), "end": _q(_at(4))}
+    root, exports = _serve_recordings(api, tmp_path, reserve_bytes=10**18)
+    _record(api, root, sample_files[:1], [0])
+    full = await api.client.get("/api/v1/streams/gate/export.mp4", params=query)
+    assert full.status_code == 507 and full.json()["error"]["code"] == "insufficient_storage"
+    assert "disk space" in full.json()["error"]["message"]
+    api.services.exports = Exporter(api.services.segments, [root], exports, write_mp4,
+                                    max_running=0)  # fmt: skip
+    busy = await api.client.get("/api/v1/streams/gate/export.mp4", params=query)
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "10"
+    assert not list(exports.glob("export-*"))

@@ -53,7 +53,16 @@ def create_api(
             allow_origins=cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Location", "Link", "ETag"],
+            expose_headers=[
+                "Location",
+                "Link",
+                "ETag",
+                "Content-Range",
+                "X-Vigil-Start",
+                "X-Vigil-End",
+                "X-Vigil-Skipped-Seconds",
+                "X-Vigil-Ended-Early",
+            ],
         )
     app.add_middleware(RequestMetrics)
     app.include_router(system.probes)
