@@ -129,6 +129,11 @@ class RtspPullSource(_NoExtras):
         src.connect("pad-added", self._on_pad_added)
         pipeline.add(src)
 
+    def close(self) -> None:
+        # rtspsrc's signal handlers hold this object: holding its bin too would be a cycle
+        # through C that Python's GC cannot see, and every rebuilt source would stay alive.
+        self._pipeline = None
+
     @staticmethod
     def _on_new_manager(_src: Gst.Element, manager: Gst.Element) -> None:
         manager.connect("request-jitterbuffer", _make_stamper)
@@ -217,6 +222,10 @@ class _ParsebinSource(_NoExtras):
         self._pipeline: Gst.Pipeline | None = None
         self._linked = False
         self.transcoding: str | None = None
+
+    def close(self) -> None:
+        # parsebin's pad-added handler holds this object; drop the bin (see RtspPullSource).
+        self._pipeline = None
 
     def _make_parsebin(self) -> Gst.Element:
         parsebin = gst.make("parsebin", "demux")
