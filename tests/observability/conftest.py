@@ -1,14 +1,14 @@
-"""An in-memory span exporter installed as Vigil's tracer provider for one test."""
+"""Vigil's tracer provider, as `tracing.enabled` builds it, exporting to memory for one test."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from vigil.config.tracing import TracingConfig
 from vigil.observability import tracing
 
 
@@ -28,8 +28,7 @@ class Spans:
 @pytest.fixture
 def spans() -> Iterator[Spans]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = tracing.build_provider(TracingConfig(enabled=True), exporter, batch=False)
     tracing.install(provider)
     try:
         yield Spans(exporter)

@@ -134,6 +134,7 @@ async def test_control_operations_and_requests_become_spans(tmp_path: Path, span
         async with httpx.AsyncClient(base_url=vigil.api.url, timeout=10) as client:
             traceparent = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
             assert (await client.get("/api/v1/streams/pattern", headers=traceparent)).is_success
+            await client.get("/api/v1/streams", params={"token": "vgl_secret", "limit": 5})
             assert (await client.get("/metrics")).is_success  # not traced: scrapes are noise
         await until(lambda: closed.at_least(["pattern"], 1), timeout=60)
         await until(lambda: bool(spans.named("segment.close")), timeout=10)
@@ -147,11 +148,15 @@ async def test_control_operations_and_requests_become_spans(tmp_path: Path, span
     assert failed is not None and not failed.status.is_ok
     assert "refused" in (failed.status.description or "").lower()
 
-    (request,) = [span for span in spans.all() if span.name.startswith("GET ")]
-    assert request.name == "GET /api/v1/streams/{name}"
+    (request,) = [span for span in spans.all() if span.name == "GET /api/v1/streams/{name}"]
     assert (request.attributes or {})["http.route"] == "/api/v1/streams/{name}"
     # The caller's trace goes on: its traceparent header was honoured.
     assert request.context is not None and format(request.context.trace_id, "032x") == trace_id
+
+    # A credential in a query string never reaches a span.
+    (listing,) = spans.named("GET /api/v1/streams")
+    assert (listing.attributes or {})["url.query"] == "token=%2A%2A%2A&limit=5"
+    assert not [span for span in spans.all() if span.name.startswith("GET /metrics")]
 
     close = spans.named("segment.close")[0]
     assert (close.attributes or {})["vigil.stream"] == "pattern"

@@ -51,6 +51,18 @@ def test_without_a_provider_spans_cost_nothing_and_go_nowhere() -> None:
         assert not current.is_recording()
 
 
+@pytest.mark.parametrize(
+    ("query", "masked"),
+    [
+        ("token=vgl_abc&type=stream", "token=%2A%2A%2A&type=stream"),
+        ("Access_Token=x", "Access_Token=%2A%2A%2A"),
+        ("type=stream&stream=gate", "type=stream&stream=gate"),
+    ],
+)
+def test_credentials_in_query_strings_are_masked(query: str, masked: str) -> None:
+    assert tracing.mask_query(query) == masked
+
+
 def test_tracing_is_off_by_default_and_checked() -> None:
     assert load_config_text("").tracing == TracingConfig()
     assert not TracingConfig().enabled

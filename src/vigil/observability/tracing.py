@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from vigil import __version__
@@ -29,13 +31,20 @@ logger = logging.getLogger(__name__)
 
 AttributeValue = str | bool | int | float
 
+# Query parameters that may carry a credential (the event WebSocket accepts `?token=`; a client
+# may try it anywhere). Request spans record the query string, so these are masked first.
+SECRET_PARAMETERS = frozenset({"token", "access_token"})
+
 _provider: TracerProvider | None = None
 _noop = trace.NoOpTracer()
 
 
-def build_provider(config: TracingConfig, exporter: SpanExporter | None = None) -> TracerProvider:
-    """A provider for `config`: its service name and sampling, spans batched to `exporter`
-    (default: OTLP/HTTP to the configured endpoint)."""
+def build_provider(
+    config: TracingConfig, exporter: SpanExporter | None = None, *, batch: bool = True
+) -> TracerProvider:
+    """A provider for `config`: its service name and sampling, credentials masked, spans
+    batched (or, with `batch=False`, handed over one by one) to `exporter` (default: OTLP/HTTP
+    to the configured endpoint)."""
     if exporter is None:
         # Imported only when tracing is on: it pulls in protobuf and an HTTP client.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -46,8 +55,28 @@ def build_provider(config: TracingConfig, exporter: SpanExporter | None = None) 
         # Parent-based: a caller that sampled its trace (traceparent header) gets the whole of it.
         sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
     )
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(_MaskSecrets())  # first: processors run in order
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    )
     return provider
+
+
+class _MaskSecrets(SpanProcessor):
+    """Masks credentials in a span's query string as the span starts, before any exporter."""
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        query = (span.attributes or {}).get("url.query")
+        if isinstance(query, str) and query:
+            span.set_attribute("url.query", mask_query(query))
+
+
+def mask_query(query: str) -> str:
+    """`query` with the values of `SECRET_PARAMETERS` replaced by ``***``."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(key.lower() in SECRET_PARAMETERS for key, _value in pairs):
+        return query
+    return urlencode([(k, "***" if k.lower() in SECRET_PARAMETERS else v) for k, v in pairs])
 
 
 def install(provider: TracerProvider | None) -> None:
