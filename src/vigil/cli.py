@@ -16,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil import __version__
+from vigil.commands import export as export_command
+from vigil.commands import recordings as recordings_commands
+from vigil.commands import streams as streams_commands
 from vigil.commands import tokens as tokens_commands
 from vigil.config import (
     DEFAULT_CONFIG_YAML,
@@ -40,6 +43,9 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(tokens_commands.app, name="tokens")
+app.add_typer(streams_commands.app, name="streams")
+app.add_typer(recordings_commands.app, name="recordings")
+app.command("export")(export_command.export)
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_CONFIG = 2

@@ -1,0 +1,143 @@
+"""`vigil recordings list|gaps`: what a running Vigil recorded of a stream, through its API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vigil.commands.client import (
+    DEFAULT_URL,
+    JsonOption,
+    Remote,
+    TokenOption,
+    UrlOption,
+    connect,
+    print_json,
+    stderr,
+    stream_path,
+)
+from vigil.commands.times import (
+    EndOption,
+    StartOption,
+    check_range,
+    show_duration,
+    show_size,
+    show_time,
+)
+
+app = typer.Typer(
+    help="The recordings of a running Vigil: segments and gaps (over its API).",
+    no_args_is_help=True,
+)
+
+PAGE = 1000  # the API's largest page
+NameArgument = Annotated[
+    str, typer.Argument(help="The stream's name.", metavar="NAME", show_default=False)
+]
+
+
+@app.command("list")
+def list_recordings(
+    name: NameArgument,
+    start: StartOption = None,
+    end: EndOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Every segment of a stream overlapping the range (default: all), oldest first."""
+    check_range(start, end)
+    with connect(url, token) as remote:
+        segments = all_segments(remote, name, start, end)
+    if as_json:
+        print_json(segments)
+        return
+    if not segments:
+        stderr.print(f"no recordings of '{escape(name)}'{_in_range(start, end)}")
+        return
+    Console().print(segments_table(segments))
+
+
+def all_segments(
+    remote: Remote, name: str, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """Every segment in the range, following the API's cursor page after page."""
+    params = _range(start, end) | {"limit": PAGE}
+    segments: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = (params | {"cursor": cursor}) if cursor else params
+        page = remote.get(stream_path(name, "segments"), query)
+        segments += page["segments"]
+        cursor = page["cursor"]
+        if cursor is None:
+            return segments
+
+
+def segments_table(segments: list[dict[str, Any]]) -> Table:
+    """One row per segment, and a caption with the count, the length and the size in all."""
+    duration = sum(s["duration_s"] or 0 for s in segments)
+    size = sum(s["size_bytes"] or 0 for s in segments)
+    table = Table(
+        "id", "start (UTC)", "end (UTC)", "length", "size", "video", "status",
+        caption=f"{len(segments)} segment(s), {show_duration(duration)}, {show_size(size)}",
+    )  # fmt: skip
+    for segment in segments:
+        video = " ".join(part for part in (segment["codec"], _picture(segment)) if part)
+        table.add_row(
+            str(segment["id"]), show_time(segment["start"]), show_time(segment["end"]),
+            show_duration(segment["duration_s"]), show_size(segment["size_bytes"]), video,
+            segment["status"],
+        )  # fmt: skip
+    return table
+
+
+def _picture(segment: dict[str, Any]) -> str:
+    width, height = segment["width"], segment["height"]
+    return f"{width}x{height}" if width and height else ""
+
+
+@app.command("gaps")
+def list_gaps(
+    name: NameArgument,
+    start: StartOption = None,
+    end: EndOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Every time a stream was not recorded in the range (default: all), with the reason."""
+    check_range(start, end)
+    with connect(url, token) as remote:
+        answer = remote.get(stream_path(name, "gaps"), _range(start, end))
+    gaps: list[dict[str, Any]] = answer["gaps"]
+    if as_json:
+        print_json(gaps)
+    elif not gaps:
+        stderr.print(f"no gaps in the recordings of '{escape(name)}'{_in_range(start, end)}")
+    else:
+        table = Table("start (UTC)", "end (UTC)", "length", "reason")
+        for gap in gaps:
+            table.add_row(show_time(gap["start"]), show_time(gap["end"]) or "(ongoing)",
+                          show_duration(gap["duration_s"]), gap["reason"])  # fmt: skip
+        Console().print(table)
+    if answer["truncated"]:
+        stderr.print("[yellow]more gaps than one answer holds:[/] narrow the range with --start")
+
+
+def _range(start: datetime | None, end: datetime | None) -> dict[str, str | int]:
+    params: dict[str, str | int] = {}
+    if start is not None:
+        params["start"] = start.isoformat()
+    if end is not None:
+        params["end"] = end.isoformat()
+    return params
+
+
+def _in_range(start: datetime | None, end: datetime | None) -> str:
+    return " in that range" if start is not None or end is not None else ""
