@@ -61,7 +61,11 @@ class IngestPipeline:
         self.pipeline.add(self.tee)
         self.meter.link(self.tee)
         tee_sink = self.tee.get_static_pad("sink")
-        tee_sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_tee_event)
+        # Probes whose callbacks are this object's methods hold it from C: a cycle through the
+        # pipeline that Python's GC cannot see. `_release` removes them, or every stopped
+        # pipeline would stay in memory whole.
+        self._tee_probe = tee_sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_tee_event)
+        self._first_frame_probes: set[int] = set()
         self._read_batch_ms = read_batch_ms
         self._stopping = False
         self._generation = 0
@@ -80,7 +84,9 @@ class IngestPipeline:
         self.pipeline.add(source_bin)
         self._source_bin = source_bin
         first = self.tee.get_static_pad("sink")
-        first.add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
+        self._first_frame_probes.add(
+            first.add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
+        )
         source = build_source(
             self.stream, self.spec, self._link_source, self._source_failed,
             read_batch_ms=self._read_batch_ms,
@@ -158,6 +164,7 @@ class IngestPipeline:
             # Turn the file's end into SEGMENT_DONE (not EOS): a segment seek, made off this
             # streaming thread. The few frames played twice at the start are harmless.
             self.pipeline.call_async(lambda _element: self._seek_to_start())
+        self._first_frame_probes.discard(info.id)
         return Gst.PadProbeReturn.REMOVE
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -236,6 +243,13 @@ class IngestPipeline:
         """Stop the pipeline, let the source go (its socket, timers) and detach from the bus."""
         self.pipeline.set_state(Gst.State.NULL)
         self.source.close()
+        tee_sink = self.tee.get_static_pad("sink")
+        tee_sink.remove_probe(self._tee_probe)
+        for probe in list(self._first_frame_probes):
+            tee_sink.remove_probe(probe)
+        self._first_frame_probes.clear()
+        if self._recording is not None:
+            self._recording.release()
         bus = self.pipeline.get_bus()
         bus.disconnect(self._bus_handler)
         bus.remove_signal_watch()
@@ -279,6 +293,7 @@ class IngestPipeline:
         if not branch.wait_closed(timeout):
             logger.warning("%s: last segment did not close within %.1f s", self.stream, timeout)
         branch.bin.set_state(Gst.State.NULL)
+        branch.release()
         self.pipeline.remove(branch.bin)
 
     # -- latest keyframe (snapshots) --------------------------------------------------------

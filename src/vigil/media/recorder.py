@@ -48,7 +48,7 @@ class RecordingSpec:
     location_for: Callable[[datetime], str]
 
 
-@dataclass
+@dataclass(eq=False)
 class _FileChain:
     """One segment being written: its muxer, its filesink and where it started."""
 
@@ -58,6 +58,7 @@ class _FileChain:
     pad: Gst.Pad
     start_running_time: int
     caps: Gst.Caps | None
+    eos_probe: int | None = None  # on the filesink's pad until the file's EOS gets there
 
 
 class RecordingBranch:
@@ -69,6 +70,7 @@ class RecordingBranch:
         self._post = post
         self._lock = threading.Lock()
         self._file: _FileChain | None = None
+        self._unfinished: set[_FileChain] = set()  # opened, EOS not yet at their filesink
         self._open_files = 0
         self._all_closed = threading.Event()
         self._all_closed.set()
@@ -89,7 +91,7 @@ class RecordingBranch:
         self.sink_pad.set_active(True)
         self.bin.add_pad(self.sink_pad)
         self._out = self._filter.get_static_pad("src")
-        self._out.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
+        self._event_probe = self._out.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
         # The first segment starts at the first keyframe.
         self._arm()
 
@@ -142,11 +144,12 @@ class RecordingBranch:
         if mux_pad is None:
             raise RuntimeError("mp4mux refused a video pad")
         new = _FileChain(location, mux, sink, mux_pad, running_time, caps)
-        sink.get_static_pad("sink").add_probe(
+        new.eos_probe = sink.get_static_pad("sink").add_probe(
             Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_sink_event, new
         )
         with self._lock:
             old, self._file = self._file, new
+            self._unfinished.add(new)
             self._open_files += 1
             self._all_closed.clear()
             self._split_at = running_time + self.spec.segment_seconds * Gst.SECOND
@@ -238,6 +241,9 @@ class RecordingBranch:
         if event is None or event.type != Gst.EventType.EOS:
             return Gst.PadProbeReturn.OK
         # The muxer has written its last fragment; the file is complete once filesink has it.
+        with self._lock:
+            chain.eos_probe = None
+            self._unfinished.discard(chain)
         GLib.idle_add(self._retire, chain)
         # REMOVE, not OK: the probe's closure holds `chain`, which holds the filesink that owns
         # this pad. Left in place, that cycle runs through C where Python's GC cannot see it,
@@ -272,6 +278,28 @@ class RecordingBranch:
             chain = self._file
         if chain is not None:
             chain.pad.send_event(Gst.Event.new_eos())
+
+    def release(self) -> None:
+        """Drop the probes and timer that point back at this branch; call once its pipeline
+        is in NULL. They hold the branch (and so its bin) from C, a cycle Python's GC cannot
+        see: without this every stopped pipeline stayed in memory whole."""
+        with self._lock:
+            self._stopping = True
+            if self._timer_id is not None:
+                GLib.source_remove(self._timer_id)
+                self._timer_id = None
+            if self._probe_id is not None:
+                self._out.remove_probe(self._probe_id)
+                self._probe_id = None
+            self._file = None
+            unfinished, self._unfinished = self._unfinished, set()
+        if self._event_probe:
+            self._out.remove_probe(self._event_probe)
+            self._event_probe = 0
+        for chain in unfinished:  # stopped before their EOS reached the filesink
+            if chain.eos_probe is not None:
+                chain.sink.get_static_pad("sink").remove_probe(chain.eos_probe)
+                chain.eos_probe = None
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait until every file this branch opened has been closed; False on timeout."""

@@ -67,6 +67,25 @@ class _NoExtras:
         return None
 
 
+class _Connections:
+    """Signal handlers a source connected, to disconnect when it closes.
+
+    The handlers are the source's own methods and the source holds the pipeline's callbacks:
+    left connected, element → handler → source → pipeline → element is a cycle through C that
+    Python's GC cannot see, and every replaced source or stopped pipeline stayed in memory."""
+
+    def __init__(self) -> None:
+        self._handlers: list[tuple[Gst.Element, int]] = []
+
+    def connect(self, element: Gst.Element, signal: str, callback: Callable[..., object]) -> None:
+        self._handlers.append((element, element.connect(signal, callback)))
+
+    def disconnect_all(self) -> None:
+        handlers, self._handlers = self._handlers, []
+        for element, handler in handlers:
+            element.disconnect(handler)
+
+
 def add_chain(pipeline: Gst.Bin, elements: list[Gst.Element]) -> None:
     for element in elements:
         pipeline.add(element)
@@ -106,6 +125,7 @@ class RtspPullSource(_NoExtras):
         self._on_output = on_output
         self._on_fail = on_fail
         self._pipeline: Gst.Pipeline | None = None
+        self._signals = _Connections()
         self._linked = False
         self.uses_native_stamper = False
 
@@ -125,13 +145,12 @@ class RtspPullSource(_NoExtras):
             # TCP delivers in order and loses nothing: no jitterbuffer (and its thread) needed.
             self.uses_native_stamper = True
             src.connect("new-manager", self._on_new_manager)
-        src.connect("select-stream", self._on_select_stream)
-        src.connect("pad-added", self._on_pad_added)
+        self._signals.connect(src, "select-stream", self._on_select_stream)
+        self._signals.connect(src, "pad-added", self._on_pad_added)
         pipeline.add(src)
 
     def close(self) -> None:
-        # rtspsrc's signal handlers hold this object: holding its bin too would be a cycle
-        # through C that Python's GC cannot see, and every rebuilt source would stay alive.
+        self._signals.disconnect_all()  # see _Connections
         self._pipeline = None
 
     @staticmethod
@@ -220,16 +239,17 @@ class _ParsebinSource(_NoExtras):
         self._on_output = on_output
         self._on_fail = on_fail
         self._pipeline: Gst.Pipeline | None = None
+        self._signals = _Connections()
         self._linked = False
         self.transcoding: str | None = None
 
     def close(self) -> None:
-        # parsebin's pad-added handler holds this object; drop the bin (see RtspPullSource).
+        self._signals.disconnect_all()  # see _Connections
         self._pipeline = None
 
     def _make_parsebin(self) -> Gst.Element:
         parsebin = gst.make("parsebin", "demux")
-        parsebin.connect("pad-added", self._on_pad_added)
+        self._signals.connect(parsebin, "pad-added", self._on_pad_added)
         return parsebin
 
     def _on_pad_added(self, _bin: Gst.Element, pad: Gst.Pad) -> None:
