@@ -27,6 +27,7 @@ from vigil.config.resolve import ResolvedConfig, resolve
 from vigil.config.root import VigilConfig
 from vigil.config.streams import StreamConfig
 from vigil.events import ConfigApplied, ConfigRejected, EventBus
+from vigil.observability.tracing import span
 from vigil.store.overlay import OverlayStore
 
 logger = logging.getLogger(__name__)
@@ -259,7 +260,9 @@ class DesiredState:
             logger.warning("changed sections take effect at the next restart: %s",
                            ", ".join(plan.needs_restart))  # fmt: skip
         if self._reconciler is not None and not plan.empty:
-            await self._reconciler.apply(plan)
+            with span("config.apply", source=source, added=len(plan.added),
+                      removed=len(plan.removed), changed=len(plan.changed)):  # fmt: skip
+                await self._reconciler.apply(plan)
         self.current = new
         CONFIG_CHANGES.labels(source, "applied").inc()
         if not plan.empty:
