@@ -14,12 +14,12 @@ from tests.support.media import (
     environment_without_vigil,
     ffprobe,
     segment_files,
+    segment_rows,
     simulator,
     wait_for,
 )
-from vigil.store.db import Database
 from vigil.store.models import SegmentStatus
-from vigil.store.recordings import SegmentRow, SegmentStore
+from vigil.store.recordings import SegmentRow
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +31,7 @@ SLACK_S = 0.5
 
 
 def _rows(db_path: Path) -> list[SegmentRow]:
-    with Database(db_path) as db:
-        return SegmentStore(db).list_segments(limit=10_000)
+    return segment_rows(db_path)
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:

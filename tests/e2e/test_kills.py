@@ -13,10 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.faults import camera
-from tests.support.media import environment_without_vigil, ffprobe, segment_files, wait_for
+from tests.support.media import (
+    environment_without_vigil,
+    ffprobe,
+    segment_files,
+    segment_rows,
+    wait_for,
+)
 from vigil.store.db import Database
 from vigil.store.models import SegmentStatus
-from vigil.store.recordings import GapStore, SegmentRow, SegmentStore
+from vigil.store.recordings import GapStore, SegmentRow
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +33,7 @@ SLACK_S = 0.5
 
 
 def _rows(db_path: Path) -> list[SegmentRow]:
-    with Database(db_path) as db:
-        return SegmentStore(db).list_segments(limit=100_000)
+    return segment_rows(db_path)
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -13,6 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
+from vigil.store.db import Database
+from vigil.store.recordings import SegmentRow, SegmentStore
+
 READY_LINE = "vigil-sim ready"
 
 
@@ -124,3 +129,13 @@ def environment_without_vigil() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env["VIGIL_API__LISTEN"] = "127.0.0.1:0"
     return env
+
+
+def segment_rows(db_path: Path, limit: int = 100_000) -> list[SegmentRow]:
+    """A running Vigil's segment rows, read from outside; none while it has created the
+    database file but not yet its tables."""
+    with Database(db_path) as db:
+        try:
+            return SegmentStore(db).list_segments(limit=limit)
+        except OperationalError:
+            return []
