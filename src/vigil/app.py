@@ -22,10 +22,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from vigil import __version__
 from vigil.api.app import create_api
 from vigil.api.server import ApiServer, is_loopback
-from vigil.api.services import ApiServices
+from vigil.api.services import ApiServices, PluginReport
 from vigil.config.resolve import ResolvedConfig
 from vigil.events import EventBus, RecordingRepaired, utc_now
-from vigil.media import gst
+from vigil.media import doctor, gst
 from vigil.media.export import write_mp4
 from vigil.media.mainloop import GLibLoopThread
 from vigil.observability import tracing
@@ -183,6 +183,15 @@ class Vigil:
             simulator_urls=simulator_urls,
         )
 
+    async def _plugin_report(self) -> PluginReport:
+        report = await asyncio.get_running_loop().run_in_executor(self._media, doctor.examine)
+        return PluginReport(
+            ok=report.ok, missing_packages=report.missing_packages,
+            missing_elements=[c.element for c in report.required if not c.present],
+            missing_optional=[c.element for c in report.optional if not c.present],
+            hardware=list(report.hardware),
+        )  # fmt: skip
+
     async def _start_api(self) -> None:
         """Serve the HTTP API. Without any token it listens on loopback only, and says so."""
         cfg = self.config
@@ -202,7 +211,7 @@ class Vigil:
             recording_roots=(cfg.recording_root,), exports=self._exports,
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
-            events_config=cfg.config.events,
+            events_config=cfg.config.events, plugins=await self._plugin_report(),
         )  # fmt: skip
         host = cfg.api.host
         if not configured and not await self._write(partial(tokens.active)):

@@ -126,4 +126,8 @@ async def test_a_stream_added_through_the_api_survives_a_restart(tmp_path: Path)
         await until(lambda: closed.at_least(["api-cam"], 1), timeout=60)
         async with httpx.AsyncClient(base_url=vigil.api.url, timeout=30) as client:
             listed = (await client.get("/api/v1/streams")).json()
+            status = (await client.get("/api/v1/status")).json()
     assert [(s["name"], s["origin"]) for s in listed] == [("api-cam", "api")]
+    # The status carries `vigil doctor`'s report: this machine has every required element.
+    assert status["plugins"]["ok"] is True and status["plugins"]["missing_elements"] == []
+    assert status["streams"]["total"] == 1

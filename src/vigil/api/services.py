@@ -34,6 +34,17 @@ class StreamsView(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PluginReport:
+    """GStreamer plugins as `vigil doctor` found them (the API must not import gi itself)."""
+
+    ok: bool
+    missing_packages: list[str]
+    missing_elements: list[str]
+    missing_optional: list[str]
+    hardware: list[str]
+
+
 @dataclass
 class ApiServices:
     """Everything the routes use. Built by `vigil.app`; tests may build their own."""
@@ -56,6 +67,8 @@ class ApiServices:
     exports: Exporter | None = None
     # The configuration as desired (file + API overlay); None in tests that need no changes.
     desired: DesiredState | None = None
+    # `vigil doctor`'s findings, made at start-up: which elements are there, which are not.
+    plugins: PluginReport | None = None
     # Per-client queue and heartbeat of the live event WebSocket.
     events_config: EventsConfig = field(default_factory=EventsConfig)
     extras: dict[str, object] = field(default_factory=dict)

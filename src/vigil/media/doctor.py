@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gi.repository import Gst
+from vigil.media import gst  # first: it pins the GStreamer version for gi
 
-from vigil.media import gst
+from gi.repository import Gst  # isort: skip
 
 # element -> (Debian package, what Vigil uses it for)
 REQUIRED: dict[str, tuple[str, str]] = {

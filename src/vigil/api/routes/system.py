@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from vigil.api.auth import Viewer
 from vigil.api.deps import Services
@@ -49,6 +50,16 @@ class StreamCounts(BaseModel):
     by_state: dict[str, int]
 
 
+class Plugins(BaseModel):
+    """GStreamer elements as `vigil doctor` reports them."""
+
+    ok: bool = Field(description="Every required element is present.")
+    missing_packages: list[str] = Field(description="Debian packages to install.")
+    missing_elements: list[str]
+    missing_optional: list[str]
+    hardware: list[str] = Field(description="Hardware decoders and encoders found.")
+
+
 class Status(BaseModel):
     """The service at a glance."""
 
@@ -57,9 +68,13 @@ class Status(BaseModel):
     started_at: datetime
     uptime_s: float
     streams: StreamCounts
+    plugins: Plugins | None
 
 
-@router.get("/status", response_model=Status, summary="Version, uptime and stream counts")
+@router.get(
+    "/status", response_model=Status,
+    summary="Version, uptime, stream counts and the GStreamer plugin report",
+)  # fmt: skip
 async def status(services: Services, _caller: Viewer) -> Status:
     statuses = services.streams.statuses()
     by_state: dict[str, int] = {}
@@ -71,4 +86,5 @@ async def status(services: Services, _caller: Viewer) -> Status:
         started_at=services.started_at,
         uptime_s=(utc_now() - services.started_at).total_seconds(),
         streams=StreamCounts(total=len(statuses), by_state=by_state),
+        plugins=Plugins(**dataclasses.asdict(services.plugins)) if services.plugins else None,
     )
