@@ -64,26 +64,34 @@ class Simulator:
     bitrate_kbit: int = 2000
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
+    served: bool = False
 
     def url(self, index: int) -> str:
         return f"rtsp://127.0.0.1:{self.port}/cam{index}"
 
     def start(self, deadline_s: float = 60) -> float:
-        """Start serving; returns the wall-clock time (epoch s) from which it serves."""
-        command = [
-            sys.executable, "-m", "vigil", "sim", "--cameras", str(self.cameras),
-            "--port", str(self.port), "--size", self.size, "--fps", str(self.fps),
-            "--bitrate", str(self.bitrate_kbit), "--gop", str(self.fps),
-        ]  # fmt: skip
+        """Start serving; returns the wall-clock time (epoch s) from which it serves.
+
+        Before it first served, a port found taken (free_port's pick can be grabbed by any
+        other process meanwhile) is replaced by another; afterwards the port is kept (clients
+        know it) and retried: the process just stopped may still hold it for a moment."""
         deadline = time.monotonic() + deadline_s
-        while True:  # the port may still be held for a moment by the process just stopped
+        while True:
+            command = [
+                sys.executable, "-m", "vigil", "sim", "--cameras", str(self.cameras),
+                "--port", str(self.port), "--size", self.size, "--fps", str(self.fps),
+                "--bitrate", str(self.bitrate_kbit), "--gop", str(self.fps),
+            ]  # fmt: skip
             self.process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
             )
             assert self.process.stdout is not None
             if self.process.stdout.readline().strip() == READY_LINE:
+                self.served = True
                 return time.time()
             self.stop()
+            if not self.served:
+                self.port = free_port()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"simulator did not start within {deadline_s:g} s")
             time.sleep(0.2)

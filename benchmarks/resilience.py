@@ -407,12 +407,17 @@ def soak(args: argparse.Namespace) -> str:
     steady = Simulator(args.cameras - flapping, size=SIZE, fps=FPS, bitrate_kbit=BITRATE_KBIT)
     flappers = [Simulator(1, size=SIZE, fps=FPS, bitrate_kbit=BITRATE_KBIT)
                 for _ in range(flapping)]  # fmt: skip
-    urls = [steady.url(i) for i in range(1, steady.cameras + 1)] + [f.url(1) for f in flappers]
     samples: list[Usage] = []
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
-        steady.start()
-        for sim in flappers:
-            sim.start()
+        try:
+            steady.start()
+            for sim in flappers:
+                sim.start()
+        except BaseException:
+            for sim in (steady, *flappers):
+                sim.stop()
+            raise
+        urls = [steady.url(i) for i in range(1, steady.cameras + 1)] + [f.url(1) for f in flappers]
         vigil = VigilUnderTest(Path(tmp), urls)
         flapper = Flapper(list(zip(vigil.names[steady.cameras:], flappers, strict=True)),
                           args.period)  # fmt: skip
