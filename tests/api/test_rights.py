@@ -1,0 +1,69 @@
+"""Every route of the OpenAPI description has the role this table says: 401 without a token,
+403 with a smaller role, neither with the role or a bigger one. A new route fails this test
+until it is added here."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.api.conftest import Api
+from vigil.store.tokens import Role
+
+OPEN = None
+ROLES: dict[tuple[str, str], Role | None] = {
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
+    ("GET", "/metrics"): Role.VIEWER,
+    ("GET", "/api/v1/status"): Role.VIEWER,
+    ("GET", "/api/v1/streams"): Role.VIEWER,
+    ("POST", "/api/v1/streams"): Role.ADMIN,
+    ("GET", "/api/v1/streams/{name}"): Role.VIEWER,
+    ("PATCH", "/api/v1/streams/{name}"): Role.ADMIN,
+    ("DELETE", "/api/v1/streams/{name}"): Role.ADMIN,
+    ("POST", "/api/v1/streams/{name}/reset"): Role.ADMIN,
+    ("POST", "/api/v1/streams/{name}/start"): Role.OPERATOR,
+    ("POST", "/api/v1/streams/{name}/stop"): Role.OPERATOR,
+    ("POST", "/api/v1/streams/{name}/recording"): Role.OPERATOR,
+    ("GET", "/api/v1/config"): Role.ADMIN,
+    ("PUT", "/api/v1/config"): Role.ADMIN,
+    ("POST", "/api/v1/config/validate"): Role.ADMIN,
+    ("POST", "/api/v1/config/reload"): Role.ADMIN,
+    ("GET", "/api/v1/events"): Role.VIEWER,
+    ("GET", "/api/v1/streams/{name}/segments"): Role.VIEWER,
+    ("GET", "/api/v1/streams/{name}/gaps"): Role.VIEWER,
+    ("GET", "/api/v1/segments/{segment_id}/file"): Role.VIEWER,
+    ("GET", "/api/v1/streams/{name}/export.mp4"): Role.VIEWER,
+    ("GET", "/api/v1/streams/{name}/snapshot.jpg"): Role.VIEWER,
+}
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/api/v1/streams"): {"name": "new", "source": "test://ball"},
+    ("PATCH", "/api/v1/streams/{name}"): {"record": True},
+    ("POST", "/api/v1/streams/{name}/recording"): {"enabled": True},
+    ("PUT", "/api/v1/config"): {"streams": []},
+    ("POST", "/api/v1/config/validate"): {"streams": []},
+}
+RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+async def test_every_route_has_exactly_its_role(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    routes = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops}
+    assert routes == set(ROLES), f"routes without a declared role: {routes - set(ROLES)}"
+    tokens = {role: api.tokens.create(role.value, role) for role in Role}
+    await asyncio.sleep(1.1)  # tokens created while running are seen within a second
+    for (method, path), needed in sorted(ROLES.items(), key=str):
+        url = path.replace("{name}", "yard").replace("{segment_id}", "1")
+        body = BODIES.get((method, path))
+        anonymous = await api.client.request(method, url, json=body)
+        if needed is None:
+            assert anonymous.status_code == 200, (method, path)
+            continue
+        assert anonymous.status_code == 401, (method, path, anonymous.text)
+        for role, token in tokens.items():
+            answer = await api.client.request(method, url, json=body, headers=api.as_(token))
+            if RANK[role] < RANK[needed]:
+                assert answer.status_code == 403, (method, path, role, answer.text)
+                assert answer.json()["error"]["code"] == "forbidden"
+            else:
+                assert answer.status_code not in (401, 403), (method, path, role, answer.text)
