@@ -1,5 +1,6 @@
-"""schemathesis against a running Vigil's /openapi.json, authenticated as admin, over real HTTP:
-no 5xx, and every response (status, content type, headers, body) matches the schema."""
+"""schemathesis against a running Vigil (recording its simulator's RTSP cameras) through its
+/openapi.json, authenticated as admin, over real HTTP: no 5xx, and every response (status,
+content type, headers, body) matches the schema."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.media import environment_without_vigil, wait_for
+from tests.support.media import environment_without_vigil, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +25,13 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 def test_the_api_answers_every_generated_request_as_documented(tmp_path: Path) -> None:
     config = tmp_path / "vigil.yml"
+    port = free_port()
     config.write_text(
-        "data_dir: ./data\nrecording: {segment_seconds: 3}\nstreams:\n"
-        '  - {name: cam1, source: "test://ball?size=160x120&fps=10"}\n'
-        '  - {name: cam2, source: "test://ball?size=160x120&fps=10"}\n'
+        "data_dir: ./data\nrecording: {segment_seconds: 3}\n"
+        f"simulator: {{cameras: 2, port: {port}, width: 320, height: 240, fps: 10, "
+        "bitrate_kbit: 300}\nstreams:\n"
+        f'  - {{name: cam1, source: "rtsp://127.0.0.1:{port}/cam1", transport: tcp}}\n'
+        f'  - {{name: cam2, source: "rtsp://127.0.0.1:{port}/cam2", transport: tcp}}\n'
     )
     env = environment_without_vigil()
     token = subprocess.run(
