@@ -76,7 +76,12 @@ async def _write(fn: Callable[[], T]) -> T:
     return await asyncio.to_thread(fn)
 
 
-async def serve(tmp_path: Path, configured: dict[str, tuple[str, Role]]) -> AsyncIterator[Api]:
+async def serve(
+    tmp_path: Path,
+    configured: dict[str, tuple[str, Role]],
+    *,
+    cors_origins: list[str] | None = None,
+) -> AsyncIterator[Api]:
     db = Database(tmp_path / "vigil.db")
     db.migrate()
     streams = FakeStreams({"gate": status("gate"), "yard": status("yard", StreamState.STALLED)})
@@ -91,7 +96,11 @@ async def serve(tmp_path: Path, configured: dict[str, tuple[str, Role]]) -> Asyn
         tokens=TokenStore(db), streams=streams, version="0.test", gstreamer_version="1.22.0",
         started_at=utc_now(), ready=lambda: True, desired=desired,
     )  # fmt: skip
-    server = ApiServer(create_api(services, configured_tokens=configured), "127.0.0.1", 0)
+    server = ApiServer(
+        create_api(services, configured_tokens=configured, cors_origins=cors_origins),
+        "127.0.0.1",
+        0,
+    )
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
