@@ -36,7 +36,7 @@ class Event:
 
     @property
     def type(self) -> str:
-        """Stable, dotted event type name used by filters and (later) the API."""
+        """Stable, dotted event type name used by filters, the event history and the API."""
         return _type_name(type(self))
 
 
