@@ -15,6 +15,10 @@ DEFAULT_SEGMENT_SECONDS = 60
 SEGMENT_SECONDS_DESCRIPTION = (
     "Length of each recorded file in seconds; files are cut on the first keyframe after this."
 )
+RETAIN_DAYS_DESCRIPTION = (
+    "Recordings older than this many days are deleted (unless held); space retention may "
+    "delete sooner when every volume is full."
+)
 
 
 class RecordingConfig(BaseConfig):
@@ -41,6 +45,13 @@ class RecordingConfig(BaseConfig):
             "Length of each fragment of the fragmented MP4: what a power cut or crash can lose "
             "at the end of the segment being written."
         ),
+    )
+
+    retain_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description=RETAIN_DAYS_DESCRIPTION + " Unset: kept until the space is needed.",
     )
 
     @model_validator(mode="after")

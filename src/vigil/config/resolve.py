@@ -24,6 +24,20 @@ from vigil.config.tracing import TracingConfig
 
 
 @dataclass(frozen=True, slots=True)
+class VolumePlan:
+    """A recording volume with its path absolute. `implicit` marks the one volume made from
+    ``recording.root`` (or the data directory): Vigil may create its directory, whereas a
+    configured volume's path must exist (an unmounted disk must not fill the root file system).
+    """
+
+    path: Path
+    priority: int = 1
+    max_usage_percent: float = 95.0
+    min_free_bytes: int = 256 * 1024 * 1024
+    implicit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StreamPlan:
     """Everything a stream's pipeline needs, with every default filled in and paths absolute.
 
@@ -43,6 +57,7 @@ class StreamPlan:
     no_data_timeout_s: float = 5.0
     reconnect_max_delay_s: float = 30.0
     stable_after_s: float = 30.0
+    retain_days: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +78,8 @@ class ResolvedConfig:
     simulator: SimulatorConfig | None
     streams: tuple[StreamPlan, ...]
     tracing: TracingConfig = dataclasses.field(default_factory=TracingConfig)
+    volumes: tuple[VolumePlan, ...] = ()
+    backup_dir: Path | None = None
 
     def stream(self, name: str) -> StreamPlan | None:
         """The plan of the stream called `name` (compared ignoring case), if any."""
@@ -89,6 +106,23 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
         if config.database.path is not None
         else data_dir / "vigil.db"
     )
+    if config.storage.volumes:
+        volumes = tuple(
+            VolumePlan(
+                path=absolute_path(volume.path, base),
+                priority=volume.priority,
+                max_usage_percent=volume.max_usage_percent,
+                min_free_bytes=int(volume.min_free_bytes),
+            )
+            for volume in config.storage.volumes
+        )
+        recording_root = min(volumes, key=lambda v: v.priority).path
+    else:
+        volumes = (VolumePlan(path=recording_root, implicit=True),)
+    backup_dir = (
+        absolute_path(config.backup.dir, base) if config.backup.dir is not None
+        else data_dir / "backups"
+    )  # fmt: skip
     simulator = config.simulator
     if simulator is not None and not simulator.enabled:
         simulator = None
@@ -115,6 +149,8 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
         simulator=simulator,
         streams=streams,
         tracing=config.tracing,
+        volumes=volumes,
+        backup_dir=backup_dir,
     )
 
 
@@ -149,6 +185,9 @@ def plan_stream(
         no_data_timeout_s=ingest.no_data_timeout_s,
         reconnect_max_delay_s=ingest.reconnect_max_delay_s,
         stable_after_s=ingest.stable_after_s,
+        retain_days=(
+            stream.retain_days if stream.retain_days is not None else recording.retain_days
+        ),
     )
 
 

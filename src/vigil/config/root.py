@@ -8,6 +8,7 @@ from typing import Any, Self
 from pydantic import Field, field_validator, model_validator
 
 from vigil.config.api import ApiConfig
+from vigil.config.backup import BackupConfig
 from vigil.config.base import BaseConfig, located_error
 from vigil.config.database import DatabaseConfig
 from vigil.config.events import EventsConfig
@@ -15,6 +16,7 @@ from vigil.config.ingest import IngestConfig
 from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
 from vigil.config.simulator import SimulatorConfig
+from vigil.config.storage import StorageConfig
 from vigil.config.streams import StreamConfig
 from vigil.config.tracing import TracingConfig
 
@@ -35,6 +37,13 @@ class VigilConfig(BaseConfig):
     )
     recording: RecordingConfig = Field(
         default_factory=RecordingConfig, description="Recording defaults for every stream."
+    )
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig,
+        description="Recording volumes (several disks), placement and space retention.",
+    )
+    backup: BackupConfig = Field(
+        default_factory=BackupConfig, description="Backups of the database and configuration."
     )
     database: DatabaseConfig = Field(
         default_factory=DatabaseConfig, description="Where the SQLite database lives."
@@ -90,6 +99,16 @@ class VigilConfig(BaseConfig):
                     segment=seconds,
                     fragment=self.recording.fragment_seconds,
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _one_way_to_name_volumes(self) -> Self:
+        if self.recording.root is not None and self.storage.volumes:
+            raise located_error(
+                ("recording", "root"),
+                "root_and_volumes",
+                "set either recording.root (one volume) or storage.volumes, not both",
+            )
         return self
 
     def redacted_dict(self) -> dict[str, Any]:

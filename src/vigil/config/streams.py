@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from vigil.config.base import BaseConfig, located_error
 from vigil.config.recording import (
     MAX_SEGMENT_SECONDS,
+    RETAIN_DAYS_DESCRIPTION,
     MIN_SEGMENT_SECONDS,
     SEGMENT_SECONDS_DESCRIPTION,
 )
@@ -72,6 +73,12 @@ class StreamConfig(BaseConfig):
         ge=MIN_SEGMENT_SECONDS,
         le=MAX_SEGMENT_SECONDS,
         description=f"{SEGMENT_SECONDS_DESCRIPTION} Unset: recording.segment_seconds.",
+    )
+    retain_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description=f"{RETAIN_DAYS_DESCRIPTION} Unset: recording.retain_days.",
     )
 
     @field_validator("name")

@@ -42,6 +42,8 @@ class Segment(Base):
         Index("ix_segments_stream_start_us", "stream", "start_us"),
         # Start-up repair looks for open rows among millions of closed ones.
         Index("ix_segments_status", "status"),
+        # Retention takes the oldest segments of one volume.
+        Index("ix_segments_volume_start_us", "volume", "start_us"),
         CheckConstraint("status IN ('open', 'complete', 'repaired', 'missing')", name="status"),
     )
 
@@ -59,6 +61,33 @@ class Segment(Base):
     created_at_us: Mapped[int] = mapped_column(Integer)
     closed_at_us: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(String)
+    volume: Mapped[str | None] = mapped_column(String)  # the volume's id; NULL: not known
+
+
+class Volume(Base):
+    """A recording volume Vigil has used: its identity and the path it was last seen at."""
+
+    __tablename__ = "volumes"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    path: Mapped[str] = mapped_column(String)
+    first_seen_us: Mapped[int] = mapped_column(Integer)
+    last_seen_us: Mapped[int] = mapped_column(Integer)
+
+
+class Hold(Base):
+    """Recordings of `stream` (all streams if NULL) within [start_us, end_us) that retention
+    must keep until `until_us` (for ever if NULL): an incident, an event clip."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream: Mapped[str | None] = mapped_column(String)
+    start_us: Mapped[int] = mapped_column(Integer)
+    end_us: Mapped[int] = mapped_column(Integer)
+    until_us: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String)
+    created_at_us: Mapped[int] = mapped_column(Integer)
 
 
 class Gap(Base):
