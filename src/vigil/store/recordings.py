@@ -46,6 +46,7 @@ class SegmentRow:
     created_at: datetime
     closed_at: datetime | None
     note: str | None
+    volume: str | None = None  # id of the volume the file is on; None: not known
 
     @classmethod
     def from_model(cls, segment: Segment) -> SegmentRow:
@@ -64,6 +65,7 @@ class SegmentRow:
             created_at=from_us(segment.created_at_us),
             closed_at=None if segment.closed_at_us is None else from_us(segment.closed_at_us),
             note=segment.note,
+            volume=segment.volume,
         )
 
 
@@ -111,9 +113,11 @@ class SegmentStore:
         codec: str | None = None,
         width: int | None = None,
         height: int | None = None,
+        volume: str | None = None,
     ) -> int:
         """Record that `path` started being written at `start`; return the new row's id."""
         segment = Segment(
+            volume=volume,
             stream=stream,
             path=_absolute(path),
             start_us=to_us(start),
@@ -173,10 +177,12 @@ class SegmentStore:
         width: int | None,
         height: int | None,
         status: SegmentStatus = SegmentStatus.REPAIRED,
+        volume: str | None = None,
     ) -> int:
         """Index a finished file found on disk in one step; return the new row's id."""
         now_us = to_us(self._clock())
         segment = Segment(
+            volume=volume,
             stream=stream,
             path=_absolute(path),
             start_us=to_us(start),
