@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,14 +33,19 @@ from vigil.observability.event_log import EventLog
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
 from vigil.recording.export import Exporter
-from vigil.recording.reindex import reindex
-from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
+from vigil.recording.repair import RepairReport
+from vigil.recording.retention import Retention
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
+from vigil.recording.storage import StorageManager
+from vigil.recording.volumes import VolumePool
 from vigil.store.db import Database
 from vigil.store.events import EventStore
+from vigil.store.holds import HoldStore
 from vigil.store.overlay import OverlayStore
 from vigil.store.recordings import GapStore, SegmentStore
+from vigil.store.retention import RetentionStore
 from vigil.store.tokens import Role, TokenStore
+from vigil.store.volumes import VolumeStore
 from vigil.streams.desired import DesiredState
 from vigil.streams.manager import StreamManager
 
@@ -90,6 +95,7 @@ class Vigil:
         self.streams: StreamManager | None = None
         self.api: ApiServer | None = None
         self._exports: Exporter | None = None
+        self.storage: StorageManager | None = None
         self.event_log: EventLog | None = None
         self._ready = False
         self._glib = GLibLoopThread()
@@ -115,7 +121,6 @@ class Vigil:
             self._tracer_provider = tracing.build_provider(cfg.tracing)
             tracing.install(self._tracer_provider)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        cfg.recording_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.database_path)
         await self._write(partial(self.db.migrate))
         # First after the DB, so the history holds everything from start-up repair on.
@@ -126,26 +131,16 @@ class Vigil:
         )  # fmt: skip
         self.event_log.start()
         self.segments = SegmentStore(self.db)
-        report = await self._write(
-            partial(
-                repair_open_segments,
-                self.segments,
-                quarantine_dir_for=quarantine_under([cfg.recording_root]),
-            )
-        )
-        self._log_repair(report)
-        # Files on disk the index does not know (a lost row, a restored disk) are indexed.
-        found = await self._write(partial(
-            reindex, self.segments, [cfg.recording_root],
-            quarantine_dir_for=quarantine_under([cfg.recording_root]),
-        ))  # fmt: skip
-        if found.indexed or found.quarantined or found.errors:
-            logger.warning("start-up reindex: %s", found.summary())
-            for outcome in found.outcomes:
-                logger.info("reindex: %s %s: %s", outcome.action, outcome.path, outcome.detail)
+        # Volumes first: each usable one has its crash leftovers repaired and the files the
+        # index does not know (a lost row, a disk from elsewhere) indexed, before recording.
+        await self._start_storage()
         gaps = GapStore(self.db)
         await self._write(partial(close_dangling_gaps, gaps, self.segments))
-        self.index = SegmentIndex(self.segments, self.bus, self._writer, gaps)
+        assert self.storage is not None
+        self.index = SegmentIndex(
+            self.segments, self.bus, self._writer, gaps, volume_of=self.storage.pool.volume_of
+        )
+        self.storage.start()
 
         await asyncio.get_running_loop().run_in_executor(self._media, gst.init)
         self._glib.start()
@@ -162,7 +157,11 @@ class Vigil:
             env=None, store=OverlayStore(self.db), write=self._run_write, bus=self.bus,
         )  # fmt: skip
         effective = await self.desired.load()
-        self.streams = StreamManager(bus=self.bus, index=self.index, media_executor=self._media)
+        self.streams = StreamManager(
+            bus=self.bus, index=self.index, media_executor=self._media,
+            volumes=self.storage.pool,
+        )  # fmt: skip
+        self.storage.attach_streams(self.streams.rotate)
         self.streams.start(list(effective.streams))
         self.desired.attach(self.streams)
         self.desired.watch()
@@ -183,6 +182,39 @@ class Vigil:
             simulator_urls=simulator_urls,
         )
 
+    async def _start_storage(self) -> None:
+        cfg, storage_cfg = self.config, self.config.config.storage
+        assert self.db is not None and self.bus is not None and self.segments is not None
+        volume_store = VolumeStore(self.db)
+        known = await self._write(partial(volume_store.paths))
+        pool = VolumePool(
+            cfg.volumes, policy=storage_cfg.policy, known_paths=known,
+            on_no_room=lambda: self.storage.request_clean() if self.storage else None,
+        )  # fmt: skip
+        retention_store = RetentionStore(self.db)
+        retention = Retention(
+            pool, retention_store, HoldStore(self.db), retain_days=self._retain_days,
+            writing=lambda: set(self.index.writing()) if self.index is not None else set(),
+        )  # fmt: skip
+        self.storage = StorageManager(
+            pool, bus=self.bus, segments=self.segments, volumes=volume_store,
+            retention=retention, retention_store=retention_store, write=self._run_write,
+            writing=lambda: self.index.writing() if self.index is not None else {},
+            policy=storage_cfg.policy.value, interval_s=storage_cfg.check_interval_s,
+        )  # fmt: skip
+        self.storage.on_repair = self._log_repair
+        await self.storage.prepare()
+        await self.storage.refresh_oldest()
+        if not pool.usable():
+            logger.error(
+                "no recording volume is usable: %s",
+                "; ".join(f"{v.path}: {v.state} ({v.reason})" for v in pool.views()),
+            )
+
+    def _retain_days(self) -> dict[str, float | None]:
+        plans = self.desired.current.streams if self.desired is not None else self.config.streams
+        return {plan.name: plan.retain_days for plan in plans}
+
     async def _plugin_report(self) -> PluginReport:
         report = await asyncio.get_running_loop().run_in_executor(self._media, doctor.examine)
         return PluginReport(
@@ -200,15 +232,16 @@ class Vigil:
         tokens = TokenStore(self.db)
         configured = {t.sha256: (t.name, Role(t.role)) for t in cfg.api.tokens}
         # Exports are written beside the database, not to /tmp (often a small RAM disk).
-        self._exports = Exporter(
-            self.segments, [cfg.recording_root], cfg.data_dir / "exports", write_mp4
-        )
+        assert self.storage is not None
+        roots = _LiveRoots(self.storage.pool)
+        self._exports = Exporter(self.segments, roots, cfg.data_dir / "exports", write_mp4)
         if swept := await asyncio.to_thread(self._exports.sweep):
             logger.info("removed %d export file(s) left by the previous run", swept)
         services = ApiServices(
             bus=self.bus, db=self.db, segments=self.segments, gaps=GapStore(self.db),
             tokens=tokens, streams=self.streams, version=__version__,
-            recording_roots=(cfg.recording_root,), exports=self._exports,
+            recording_roots=roots, exports=self._exports, storage=self.storage,
+            holds=HoldStore(self.db),
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
             events_config=cfg.config.events, plugins=await self._plugin_report(),
@@ -269,6 +302,8 @@ class Vigil:
             await self.desired.close()
         if self.streams is not None:
             await self.streams.stop()
+        if self.storage is not None:
+            await self.storage.stop()
         if self.index is not None:
             await self.index.drain()
             await self.index.close_gaps()
@@ -288,3 +323,16 @@ class Vigil:
             self._tracer_provider = None
         if self._notifier is not None:
             self._notifier.close()
+
+
+class _LiveRoots:
+    """The recording roots as they are now (volumes come and go), for whoever serves files."""
+
+    def __init__(self, pool: VolumePool) -> None:
+        self._pool = pool
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._pool.roots())
+
+    def __len__(self) -> int:
+        return len(self._pool.roots())

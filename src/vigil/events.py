@@ -119,7 +119,47 @@ class ConfigRejected(Event):
     problems: tuple[str, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class VolumeStateChanged(Event):
+    """A recording volume changed state (online, full, ejecting, offline, failed)."""
+
+    volume: str
+    path: str
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingBlocked(Event):
+    """A stream cannot record: no volume has room (or none is usable); `reason` says which."""
+
+    stream: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingResumed(Event):
+    """A stream that was blocked records again."""
+
+    stream: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionRan(Event):
+    """Retention deleted recordings: how many, how much, and why (age or space)."""
+
+    segments: int
+    bytes: int
+    reason: str
+    oldest_kept: datetime | None = None
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
+    VolumeStateChanged: "storage.volume",
+    RecordingBlocked: "recording.blocked",
+    RecordingResumed: "recording.resumed",
+    RetentionRan: "storage.retention",
     StreamStateChanged: "stream.state",
     SegmentOpened: "segment.opened",
     SegmentClosed: "segment.closed",

@@ -13,7 +13,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from vigil.api import errors
 from vigil.api.auth import Authenticator
 from vigil.api.middleware import RequestMetrics
-from vigil.api.routes import config, events, metrics, recordings, snapshots, streams, system
+from vigil.api.routes import (
+    config,
+    events,
+    metrics,
+    recordings,
+    snapshots,
+    storage,
+    streams,
+    system,
+)
 from vigil.api.services import ApiServices
 from vigil.store.tokens import Role
 
@@ -71,6 +80,7 @@ def create_api(
     app.include_router(streams.router, prefix=API_PREFIX)
     app.include_router(config.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(storage.router, prefix=API_PREFIX)  # before /recordings/{stream}
     app.include_router(recordings.router, prefix=API_PREFIX)
     app.include_router(snapshots.router, prefix=API_PREFIX)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +13,9 @@ from typing import Protocol, TypeVar
 from vigil.config.events import EventsConfig
 from vigil.events import EventBus
 from vigil.recording.export import Exporter
+from vigil.recording.storage import StorageManager
 from vigil.store.db import Database
+from vigil.store.holds import HoldStore
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import TokenStore
 from vigil.streams.desired import DesiredState
@@ -62,7 +64,10 @@ class ApiServices:
     # Blocking work (SQLite reads, file probes) runs here, off the event loop.
     executor: Executor | None = None
     # Segment files are served only from inside these directories.
-    recording_roots: tuple[Path, ...] = ()
+    recording_roots: Iterable[Path] = ()
+    # Volumes, retention, eject/attach; None where the API is served without them (some tests).
+    storage: StorageManager | None = None
+    holds: HoldStore | None = None
     # Exports by time range; None where the API is served without them (some tests).
     exports: Exporter | None = None
     # The configuration as desired (file + API overlay); None in tests that need no changes.

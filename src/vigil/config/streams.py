@@ -10,8 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from vigil.config.base import BaseConfig, located_error
 from vigil.config.recording import (
     MAX_SEGMENT_SECONDS,
-    RETAIN_DAYS_DESCRIPTION,
     MIN_SEGMENT_SECONDS,
+    RETAIN_DAYS_DESCRIPTION,
     SEGMENT_SECONDS_DESCRIPTION,
 )
 from vigil.config.sources import RTSP_SCHEMES, SCHEMES, Transport, parse_source, safe_redact_url

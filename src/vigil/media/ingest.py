@@ -23,6 +23,7 @@ from vigil.media.messages import (
     PipelineEos,
     PipelineError,
     PipelineWarning,
+    RecordingWriteFailed,
 )
 from vigil.media.recorder import RecordingBranch, RecordingSpec
 from vigil.media.source_factory import build_source
@@ -271,6 +272,17 @@ class IngestPipeline:
             self._recording_pad = tee_pad
             return branch
 
+    def rotate_recording(self) -> None:
+        """Start the next segment at the next keyframe (placed anew)."""
+        branch = self._recording
+        if branch is not None:
+            branch.rotate()
+
+    def recording_failed(self, location: str) -> bool:
+        """Writing `location` failed: drop that file, record on (see `RecordingBranch.fail`)."""
+        branch = self._recording
+        return branch.fail(location) if branch is not None else False
+
     def detach_recording(self, timeout: float = 5.0) -> None:
         """Stop recording: finish the open segment, then remove the branch; the stream runs on."""
         with self._lock:
@@ -328,6 +340,17 @@ class IngestPipeline:
         kind = message.type
         if kind == Gst.MessageType.ERROR:
             error, debug = message.parse_error()
+            branch = self._recording
+            location = branch.location_of(message.src) if branch is not None else None
+            if location is not None:
+                # One file's write failed: the branch fails that file over, the stream lives on.
+                no_space = error.matches(Gst.ResourceError.quark(), Gst.ResourceError.NO_SPACE_LEFT)
+                detail = (debug or "").strip().splitlines()
+                text = redact_text(error.message)
+                if detail:
+                    text = f"{text} ({redact_text(detail[-1])})"
+                self._post(RecordingWriteFailed(location, text, no_space))
+                return
             source = message.src.get_name() if message.src else "pipeline"
             text, detail = redact_text(error.message), redact_text(debug or "")
             if not self._error_seen.is_set():

@@ -59,6 +59,23 @@ class SegmentFileClosed:
     duration_s: float
 
 
+@dataclass(frozen=True)
+class RecordingBlockedMessage:
+    """The recording branch cannot open a file (no volume has room); video is dropped until
+    the next `SegmentFileOpened`."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordingWriteFailed:
+    """Writing a segment file failed; `no_space` when the disk was full."""
+
+    location: str
+    message: str
+    no_space: bool
+
+
 MediaMessage = (
     PipelineError
     | PipelineWarning
@@ -66,4 +83,6 @@ MediaMessage = (
     | FirstFrame
     | SegmentFileOpened
     | SegmentFileClosed
+    | RecordingBlockedMessage
+    | RecordingWriteFailed
 )

@@ -26,7 +26,12 @@ from gi.repository import GLib, Gst
 from vigil.events import utc_now
 from vigil.media import gst
 from vigil.media.caps import codec_of
-from vigil.media.messages import MediaMessage, SegmentFileClosed, SegmentFileOpened
+from vigil.media.messages import (
+    MediaMessage,
+    RecordingBlockedMessage,
+    SegmentFileClosed,
+    SegmentFileOpened,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +43,24 @@ MP4_FORMATS = (
 )
 
 
+class PlacementRefused(Exception):
+    """`location_for` cannot give a file now (no volume has room). With `finish_current` the
+    open file is finished too (waiting will not help); otherwise it goes on growing and the
+    next keyframe asks again."""
+
+    def __init__(self, message: str, *, finish_current: bool) -> None:
+        super().__init__(message)
+        self.finish_current = finish_current
+
+
 @dataclass(frozen=True)
 class RecordingSpec:
     """How to record: segment and fragment lengths, and who names the files."""
 
     segment_seconds: int
     fragment_seconds: float
-    # Called on a GStreamer streaming thread with the segment's UTC start; returns the file path.
+    # Called on a GStreamer streaming thread with the segment's UTC start; returns the file path
+    # or raises `PlacementRefused`.
     location_for: Callable[[datetime], str]
 
 
@@ -53,12 +69,15 @@ class _FileChain:
     """One segment being written: its muxer, its filesink and where it started."""
 
     location: str
+    guard: Gst.Element
     mux: Gst.Element
     sink: Gst.Element
-    pad: Gst.Pad
+    pad: Gst.Pad  # the guard's sink pad: where the branch input links
     start_running_time: int
     caps: Gst.Caps | None
     eos_probe: int | None = None  # on the filesink's pad until the file's EOS gets there
+    duration_s: float = 0.0  # known once the next segment started (running-time difference)
+    failed: bool = False
 
 
 class RecordingBranch:
@@ -79,6 +98,8 @@ class RecordingBranch:
         self._probe_id: int | None = None
         self._timer_id: int | None = None
         self._stopping = False
+        self._blocked: str | None = None  # why no file can be opened, while that lasts
+        self._chains: dict[str, _FileChain] = {}  # open files by location
         # (UTC, running time) of the first segment: later segments are placed on the media
         # timeline from it, so consecutive segments are contiguous to the frame.
         self._anchor: tuple[datetime, int] | None = None
@@ -116,17 +137,45 @@ class RecordingBranch:
         caps = pad.get_current_caps()
         try:
             self._start_file(caps, running_time)
+        except PlacementRefused as refused:
+            return self._refused(pad, refused)
         except Exception:  # never let an exception escape into the streaming thread
             logger.exception("%s: cannot open the next segment", self.stream)
             return Gst.PadProbeReturn.DROP if self._file is None else Gst.PadProbeReturn.OK
+        if self._blocked is not None:
+            logger.info("%s: recording again", self.stream)
+            self._blocked = None
         with self._lock:
             self._probe_id = None
         return Gst.PadProbeReturn.REMOVE
+
+    def _refused(self, pad: Gst.Pad, refused: PlacementRefused) -> Gst.PadProbeReturn:
+        """No file can be opened: keep the open one growing, or finish it and drop video."""
+        chain = self._file
+        if chain is not None and not refused.finish_current:
+            return Gst.PadProbeReturn.OK  # the next keyframe asks again
+        if chain is not None:
+            with self._lock:
+                self._file = None
+                self._split_at = None
+            pad.unlink(chain.pad)
+            chain.pad.send_event(Gst.Event.new_eos())
+        if self._blocked is None:
+            self._blocked = str(refused)
+            logger.error("%s: recording blocked: %s", self.stream, refused)
+            self._post(RecordingBlockedMessage(str(refused)))
+        return Gst.PadProbeReturn.DROP
 
     def _start_file(self, caps: Gst.Caps | None, running_time: int) -> None:
         start = self._wall_clock(running_time)
         location = self.spec.location_for(start)
         self._serial += 1
+        # Converts a failed write's flow error into OK for the branch input: without it the
+        # error would travel up through the tee and stop the camera's source and every other
+        # branch. The failure itself is reported by the filesink's error message.
+        guard = gst.make("errorignore", f"guard{self._serial}", ignore_error=True,
+                         ignore_notlinked=True, ignore_notnegotiated=False,
+                         convert_to=Gst.FlowReturn.OK)  # fmt: skip
         mux = gst.make("mp4mux", f"mux{self._serial}")
         mux.set_property("fragment-duration", max(100, round(self.spec.fragment_seconds * 1000)))
         # Unbuffered writes: a fragment reaches the kernel as soon as mp4mux emits it, so a
@@ -134,6 +183,7 @@ class RecordingBranch:
         sink = gst.make("filesink", f"file{self._serial}", location=location, buffer_mode=2)
         sink.set_property("sync", False)
         sink.set_property("async", False)
+        self.bin.add(guard)
         self.bin.add(mux)
         self.bin.add(sink)
         if not mux.link(sink):
@@ -143,12 +193,19 @@ class RecordingBranch:
         mux_pad = mux.request_pad_simple("video_%u")
         if mux_pad is None:
             raise RuntimeError("mp4mux refused a video pad")
-        new = _FileChain(location, mux, sink, mux_pad, running_time, caps)
+        if guard.get_static_pad("src").link(mux_pad) != Gst.PadLinkReturn.OK:
+            raise RuntimeError("cannot link the write guard to mp4mux")
+        guard.sync_state_with_parent()
+        new = _FileChain(location, guard, mux, sink, guard.get_static_pad("sink"), running_time,
+                         caps)  # fmt: skip
         new.eos_probe = sink.get_static_pad("sink").add_probe(
             Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_sink_event, new
         )
         with self._lock:
             old, self._file = self._file, new
+            self._chains[location] = new
+            if old is not None:
+                old.duration_s = (running_time - old.start_running_time) / Gst.SECOND
             self._unfinished.add(new)
             self._open_files += 1
             self._all_closed.clear()
@@ -159,7 +216,7 @@ class RecordingBranch:
             self._out.unlink(old.pad)
         elif self._out.is_linked():
             self._out.unlink(self._out.get_peer())
-        if self._out.link(mux_pad) != Gst.PadLinkReturn.OK:
+        if self._out.link(new.pad) != Gst.PadLinkReturn.OK:
             raise RuntimeError("cannot link the recording input to mp4mux")
         codec, width, height = codec_of(caps)
         self._post(SegmentFileOpened(location, start, codec, width, height))
@@ -232,6 +289,69 @@ class RecordingBranch:
             chain.pad.send_event(Gst.Event.new_eos())
         self._arm()
 
+    def rotate(self) -> None:
+        """Start the next segment at the next keyframe (its file placed anew): how a stream
+        moves off a volume being ejected or gone, without losing a frame."""
+        with self._lock:
+            if self._file is None or self._stopping:
+                return
+            self._split_at = 0
+        self._arm()
+
+    def fail(self, location: str, timeout: float = 5.0) -> bool:
+        """Writing `location` failed (disk full, I/O error, disk gone): tear that file down now
+        and, if it was the open one, start the next segment at the next keyframe (placed
+        elsewhere by `location_for`). Returns False if the file is not one of ours (any more).
+        Blocking: call from a worker thread."""
+        with self._lock:
+            chain = self._chains.get(location)
+            if chain is None or chain.failed:
+                return False
+            chain.failed = True
+            current = chain is self._file
+            if current:
+                self._file = None
+                self._split_at = None
+        if current:
+            unlinked = threading.Event()
+
+            def _on_idle(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+                if pad.get_peer() == chain.pad:
+                    pad.unlink(chain.pad)
+                unlinked.set()
+                return Gst.PadProbeReturn.REMOVE
+
+            self._out.add_probe(Gst.PadProbeType.IDLE, _on_idle)
+            if not unlinked.wait(timeout):
+                logger.warning("%s: recording input not idle within %.1f s", self.stream, timeout)
+            clock_duration = (_now_running_time(self.bin) - chain.start_running_time) / Gst.SECOND
+            chain.duration_s = max(0.0, clock_duration)
+        with self._lock:
+            if chain.eos_probe is not None:
+                chain.sink.get_static_pad("sink").remove_probe(chain.eos_probe)
+                chain.eos_probe = None
+            self._unfinished.discard(chain)
+        GLib.idle_add(self._retire, chain)
+        self._arm()
+        return True
+
+    def location_of(self, element: Gst.Object | None) -> str | None:
+        """The file written by the chain `element` belongs to (for a bus message's source)."""
+        while element is not None and element.get_parent() is not self.bin:
+            element = element.get_parent()
+        if element is None:
+            return None
+        with self._lock:
+            for chain in self._chains.values():
+                if element in (chain.guard, chain.mux, chain.sink):
+                    return chain.location
+        return None
+
+    @property
+    def blocked(self) -> str | None:
+        """Why no segment can be opened now (no volume with room), or None."""
+        return self._blocked
+
     # -- closing ------------------------------------------------------------------------------
 
     def _on_sink_event(
@@ -252,13 +372,14 @@ class RecordingBranch:
 
     def _retire(self, chain: _FileChain) -> bool:
         """Release a finished file's elements (GLib thread) and report it closed."""
-        chain.sink.set_state(Gst.State.NULL)
-        chain.mux.set_state(Gst.State.NULL)
-        if chain.mux.get_parent() is self.bin:
-            self.bin.remove(chain.mux)
-        if chain.sink.get_parent() is self.bin:
-            self.bin.remove(chain.sink)
-        self._post(SegmentFileClosed(chain.location, 0.0))
+        with self._lock:
+            if self._chains.pop(chain.location, None) is None:
+                return False  # already retired (a failed file torn down early)
+        for element in (chain.sink, chain.mux, chain.guard):
+            element.set_state(Gst.State.NULL)
+            if element.get_parent() is self.bin:
+                self.bin.remove(element)
+        self._post(SegmentFileClosed(chain.location, chain.duration_s))
         with self._lock:
             self._open_files -= 1
             if self._open_files == 0:
@@ -292,6 +413,7 @@ class RecordingBranch:
                 self._out.remove_probe(self._probe_id)
                 self._probe_id = None
             self._file = None
+            self._chains.clear()
             unfinished, self._unfinished = self._unfinished, set()
         if self._event_probe:
             self._out.remove_probe(self._event_probe)
@@ -317,6 +439,14 @@ def _running_time(pad: Gst.Pad, pts: int) -> int:
         return pts
     running_time = event.parse_segment().to_running_time(Gst.Format.TIME, pts)
     return pts if running_time == Gst.CLOCK_TIME_NONE else int(running_time)
+
+
+def _now_running_time(element: Gst.Element) -> int:
+    top = element
+    while (parent := top.get_parent()) is not None:
+        top = parent
+    clock = top.get_clock()
+    return 0 if clock is None else max(0, clock.get_time() - top.get_base_time())
 
 
 def _wall_clock_of(element: Gst.Element, running_time: int) -> datetime:

@@ -16,6 +16,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from vigil.recording.volumes import VolumeState, VolumeView
 from vigil.streams.state import StreamState
 from vigil.streams.status import StreamStatus
 
@@ -32,8 +33,10 @@ class StreamCollector(Collector):
         *,
         bus_subscribers: Callable[[], int] | None = None,
         build: dict[str, str] | None = None,
+        volumes: Callable[[], Iterable[VolumeView]] | None = None,
     ) -> None:
         self._statuses = statuses
+        self._volumes = volumes
         self._bus_subscribers = bus_subscribers
         self._build = build or {}
 
@@ -88,8 +91,14 @@ class StreamCollector(Collector):
             "first frame.",
             labels=stream,
         )
+        blocked = GaugeMetricFamily(
+            "vigil_recording_blocked",
+            "1 while the stream cannot record because no volume has room, else 0.",
+            labels=stream,
+        )
         for status in statuses:
             name = [status.name]
+            blocked.add_metric(name, 0.0 if status.recording_blocked is None else 1.0)
             up.add_metric(name, 1.0 if status.state is StreamState.STREAMING else 0.0)
             for candidate in StreamState:
                 value = 1.0 if candidate is status.state else 0.0
@@ -102,7 +111,9 @@ class StreamCollector(Collector):
             down.add_metric(name, status.not_streaming_s)
             if status.last_frame_age_s is not None:
                 age.add_metric(name, status.last_frame_age_s)
-        yield from (up, state, fps, bitrate, frames, received, reconnects, down, age)
+        yield from (up, state, fps, bitrate, frames, received, reconnects, down, age, blocked)
+        if self._volumes is not None:
+            yield from _volume_metrics(list(self._volumes()))
         if self._bus_subscribers is not None:
             yield GaugeMetricFamily(
                 "vigil_event_bus_subscribers",
@@ -114,6 +125,43 @@ class StreamCollector(Collector):
             info = InfoMetricFamily("vigil_build", "Vigil's version and its GStreamer's.")
             info.add_metric([], self._build)
             yield info
+
+
+def _volume_metrics(views: list[VolumeView]) -> Iterator[Metric]:
+    """Per recording volume: space, state, write errors and what retention deleted."""
+    labels = ["volume", "path"]
+    free = GaugeMetricFamily("vigil_volume_free_bytes", "Bytes free on the volume.", labels=labels)
+    used = GaugeMetricFamily("vigil_volume_used_bytes", "Bytes used on the volume.", labels=labels)
+    size = GaugeMetricFamily("vigil_volume_size_bytes", "The volume's capacity.", labels=labels)
+    state = GaugeMetricFamily(
+        "vigil_volume_state", "The volume's state: 1 for the current one, 0 for the others.",
+        labels=[*labels, "state"],
+    )  # fmt: skip
+    errors = CounterMetricFamily(
+        "vigil_volume_write_errors", "Segment writes that failed on the volume.", labels=labels
+    )
+    deleted = CounterMetricFamily(
+        "vigil_volume_retention_deleted_bytes",
+        "Bytes of recordings retention deleted from the volume (by age or for space).",
+        labels=labels,
+    )
+    segments = CounterMetricFamily(
+        "vigil_volume_retention_deleted_segments",
+        "Segments retention deleted from the volume.",
+        labels=labels,
+    )
+    for view in views:
+        key = [view.id or "", str(view.path)]
+        if view.free_bytes is not None and view.used_bytes is not None:
+            free.add_metric(key, view.free_bytes)
+            used.add_metric(key, view.used_bytes)
+            size.add_metric(key, view.total_bytes or 0)
+        for candidate in VolumeState:
+            state.add_metric([*key, candidate.value], 1.0 if candidate is view.state else 0.0)
+        errors.add_metric(key, view.write_errors)
+        deleted.add_metric(key, view.bytes_deleted)
+        segments.add_metric(key, view.segments_deleted)
+    yield from (free, used, size, state, errors, deleted, segments)
 
 
 class _Combined(Collector):

@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -153,7 +153,7 @@ class Exporter:
     def __init__(
         self,
         segments: SegmentStore,
-        roots: Sequence[Path],
+        roots: Iterable[Path],
         directory: Path,
         writer: ClipWriter,
         *,
@@ -164,7 +164,7 @@ class Exporter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._segments = segments
-        self._roots = tuple(roots)
+        self._roots = roots  # read per export: volumes come and go
         self.directory = directory
         self._writer = writer
         self.max_seconds = max_seconds
@@ -226,7 +226,7 @@ class Exporter:
         needed = 0
         for row in rows:
             try:
-                path = segment_file(row, self._roots)
+                path = segment_file(row, tuple(self._roots))
             except SegmentFileUnavailable as why:
                 logger.info("%s: export leaves out segment %d: %s", stream, row.id, why)
                 continue

@@ -117,10 +117,20 @@ def repair_open_segments(
     *,
     quarantine_dir_for: QuarantineRule | None = None,
     trim_cut_moof: bool = True,
+    only_under: Iterable[Path] | None = None,
 ) -> RepairReport:
-    """Close, mark missing or quarantine every row still 'open' (see the module docstring)."""
+    """Close, mark missing or quarantine every row still 'open' (see the module docstring).
+
+    With `only_under`, rows whose file lies under none of those directories are left open: a
+    volume that is offline now must not have its files declared missing; they are repaired
+    when it is attached again."""
     rule = quarantine_dir_for or sibling_quarantine
-    outcomes = [_repair(store, row, rule, trim_cut_moof) for row in store.open_segments()]
+    roots = None if only_under is None else tuple(only_under)
+    rows = [
+        row for row in store.open_segments()
+        if roots is None or any(row.path.is_relative_to(root) for root in roots)
+    ]  # fmt: skip
+    outcomes = [_repair(store, row, rule, trim_cut_moof) for row in rows]
     return RepairReport(outcomes=tuple(outcomes))
 
 

@@ -50,9 +50,16 @@ class SegmentIndex:
     """Keeps the `segments` and `gaps` tables in step with the files the recorders write."""
 
     def __init__(
-        self, store: SegmentStore, bus: EventBus, writer: Executor, gaps: GapStore | None = None
+        self,
+        store: SegmentStore,
+        bus: EventBus,
+        writer: Executor,
+        gaps: GapStore | None = None,
+        *,
+        volume_of: Callable[[str], str | None] = lambda _location: None,
     ) -> None:
         self._store = store
+        self._volume_of = volume_of
         self._gaps = gaps
         self._bus = bus
         self._writer = writer
@@ -129,6 +136,7 @@ class SegmentIndex:
                     codec=codec,
                     width=width,
                     height=height,
+                    volume=self._volume_of(location),
                 )
             )
         except BaseException as exc:
@@ -262,6 +270,10 @@ class SegmentIndex:
             now = utc_now()
             start = self._last_end.get(stream)
             await self._write(partial(gaps.close_gap, gap_id, now, start=start))
+
+    def writing(self) -> dict[str, str]:
+        """Location → stream of every file reported open and not yet closed."""
+        return {location: entry.stream for location, entry in self._open.items()}
 
     def open_locations(self, stream: str) -> list[str]:
         """Files of `stream` reported open and not yet closed."""

@@ -10,6 +10,7 @@ from vigil.config.diff import ChangePlan
 from vigil.config.resolve import StreamPlan
 from vigil.events import EventBus
 from vigil.recording.segments import SegmentIndex
+from vigil.recording.volumes import VolumePool
 from vigil.streams.status import StreamStatus
 from vigil.streams.supervisor import StreamSupervisor
 
@@ -19,8 +20,16 @@ logger = logging.getLogger(__name__)
 class StreamManager:
     """Holds the desired set of streams and their supervisors."""
 
-    def __init__(self, *, bus: EventBus, index: SegmentIndex, media_executor: Executor) -> None:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        index: SegmentIndex,
+        media_executor: Executor,
+        volumes: VolumePool | None = None,
+    ) -> None:
         self._bus = bus
+        self._volumes = volumes
         self._index = index
         self._executor = media_executor
         self._supervisors: dict[str, StreamSupervisor] = {}
@@ -31,8 +40,9 @@ class StreamManager:
             if not plan.enabled or plan.name in self._supervisors:
                 continue
             supervisor = StreamSupervisor(
-                plan, bus=self._bus, index=self._index, media_executor=self._executor
-            )
+                plan, bus=self._bus, index=self._index, media_executor=self._executor,
+                volumes=self._volumes,
+            )  # fmt: skip
             self._supervisors[plan.name] = supervisor
             supervisor.start()
 
@@ -69,6 +79,16 @@ class StreamManager:
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("%s: error while stopping", name, exc_info=result)
+
+    async def rotate(self, names: set[str]) -> None:
+        """Have these streams start their next segment at the next keyframe (placed anew)."""
+        supervisors = [s for name, s in self._supervisors.items() if name in names]
+        results = await asyncio.gather(
+            *(s.rotate_recording() for s in supervisors), return_exceptions=True
+        )
+        for supervisor, result in zip(supervisors, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("%s: cannot rotate", supervisor.plan.name, exc_info=result)
 
     def statuses(self) -> list[StreamStatus]:
         """Every supervised stream's status, in configuration order."""

@@ -27,3 +27,4 @@ class StreamStatus:
     frames_received: int = 0
     bytes_received: int = 0
     not_streaming_s: float = 0.0  # supervised but not streaming (starting, stalled, ...)
+    recording_blocked: str | None = None  # why no segment can be written now (no space)

@@ -16,10 +16,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from vigil.config.resolve import StreamPlan
-from vigil.events import EventBus, StreamStateChanged, utc_now
+from vigil.events import (
+    EventBus,
+    RecordingBlocked,
+    RecordingResumed,
+    StreamStateChanged,
+    utc_now,
+)
 from vigil.media.ingest import IngestPipeline
 from vigil.media.messages import (
     FirstFrame,
@@ -27,10 +34,12 @@ from vigil.media.messages import (
     PipelineEos,
     PipelineError,
     PipelineWarning,
+    RecordingBlockedMessage,
+    RecordingWriteFailed,
     SegmentFileClosed,
     SegmentFileOpened,
 )
-from vigil.media.recorder import RecordingSpec
+from vigil.media.recorder import PlacementRefused, RecordingSpec
 from vigil.media.snapshot import SnapshotFailed, jpeg_of
 from vigil.media.sources import SourceFailure
 from vigil.observability import tracing
@@ -38,6 +47,7 @@ from vigil.observability.logging import stream_context
 from vigil.observability.metrics import STREAM_TRANSITIONS
 from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
+from vigil.recording.volumes import NoSpace, VolumePool
 from vigil.streams.backoff import Backoff
 from vigil.streams.health import FlowWatch, camera_address, looks_unreachable, reachable
 from vigil.streams.meter import Downtime, FlowMeter
@@ -99,8 +109,11 @@ class StreamSupervisor:
         index: SegmentIndex,
         media_executor: Executor,
         backoff: Backoff | None = None,
+        volumes: VolumePool | None = None,
     ) -> None:
         self.plan = plan
+        self._volumes = volumes
+        self._blocked: str | None = None  # why recording is blocked (no space), while it is
         self._bus = bus
         self._index = index
         self._executor = media_executor
@@ -132,6 +145,7 @@ class StreamSupervisor:
             fps=meter.fps(), bitrate_bps=meter.bitrate_bps(),
             last_frame_age_s=meter.last_frame_age(now), frames_received=meter.frames,
             bytes_received=meter.bytes, not_streaming_s=self._downtime.seconds(now),
+            recording_blocked=self._blocked,
         )  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -304,14 +318,60 @@ class StreamSupervisor:
         return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, fn)
 
     def _recording_spec(self) -> RecordingSpec:
-        plan = self.plan
+        plan, volumes = self.plan, self._volumes
+
+        def location_for(start: datetime) -> str:  # a GStreamer streaming thread
+            if volumes is None:
+                return str(claim_segment_path(plan.recording_root, plan.name, start))
+            try:
+                path, _volume = volumes.place(plan.name, start)
+            except NoSpace as refused:
+                raise PlacementRefused(str(refused), finish_current=refused.exhausted) from None
+            return str(path)
+
         return RecordingSpec(
             segment_seconds=plan.segment_seconds,
             fragment_seconds=plan.fragment_seconds,
-            location_for=lambda start: str(
-                claim_segment_path(plan.recording_root, plan.name, start)
-            ),
+            location_for=location_for,
         )
+
+    async def rotate_recording(self) -> None:
+        """Start the next segment at the next keyframe, placed anew (moving off a volume)."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            await self._in_media_thread(pipeline.rotate_recording)
+
+    async def _write_failed(self, message: RecordingWriteFailed) -> None:
+        """A segment file could not be written: count it against its volume, record the gap,
+        and fail over to another volume at the next keyframe."""
+        name = self.plan.name
+        volume = None
+        if self._volumes is not None:
+            volume = self._volumes.write_failed(
+                message.location, no_space=message.no_space, message=message.message
+            )
+        where = f"volume {volume}" if volume else "disk"
+        logger.error("%s: writing %s failed (%s): %s", name, message.location, where,
+                     message.message)  # fmt: skip
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        failed = await self._in_media_thread(lambda: pipeline.recording_failed(message.location))
+        if failed and self._state is StreamState.STREAMING:
+            self._index.interrupted(name, f"write failed on {where}: {message.message}")
+        await self._take_segment_messages()
+
+    def _set_blocked(self, reason: str | None) -> None:
+        if reason == self._blocked:
+            return
+        was, self._blocked = self._blocked, reason
+        if reason is not None:
+            self._bus.publish(RecordingBlocked(stream=self.plan.name, reason=reason))
+            if was is None and self._state is StreamState.STREAMING:
+                self._index.interrupted(self.plan.name, f"recording blocked: {reason}")
+        else:
+            logger.info("%s: recording resumed", self.plan.name)
+            self._bus.publish(RecordingResumed(stream=self.plan.name))
 
     async def _start_source(self, *, whole: bool) -> None:
         """Build the pipeline (whole) or only a new source into the running one, in a span."""
@@ -419,6 +479,14 @@ class StreamSupervisor:
         message = item.message
         if isinstance(message, (SegmentFileOpened, SegmentFileClosed)):
             self._on_segment(message)  # always: files of an old source are still files
+            if isinstance(message, SegmentFileOpened):
+                self._set_blocked(None)
+            return
+        if isinstance(message, RecordingWriteFailed):
+            await self._write_failed(message)  # whatever source generation wrote the file
+            return
+        if isinstance(message, RecordingBlockedMessage):
+            self._set_blocked(message.reason)
             return
         if item.generation != self._generation:
             return  # from a source that has been replaced

@@ -31,5 +31,6 @@ async def metrics(services: Services, _caller: Viewer) -> Response:
         services.streams.statuses,
         bus_subscribers=lambda: services.bus.subscriber_count,
         build={"version": services.version, "gstreamer": services.gstreamer_version},
+        volumes=services.storage.pool.views if services.storage is not None else None,
     )
     return Response(exposition(collector), media_type=CONTENT_TYPE)

@@ -224,7 +224,7 @@ async def segment_download(
     if row is None:
         raise ApiError(404, f"no segment with id {segment_id}")
     try:
-        path = await services.run(partial(segment_file, row, services.recording_roots))
+        path = await services.run(partial(segment_file, row, tuple(services.recording_roots)))
     except SegmentFileUnavailable as why:
         raise ApiError(404, str(why), code="file_missing") from None
     filename = f"{row.stream}-{row.start.strftime('%Y%m%dT%H%M%SZ')}.mp4"

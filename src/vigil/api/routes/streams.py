@@ -54,6 +54,11 @@ class StreamState(BaseModel):
         default=None,
         description="Seconds since the last video frame (to within 1 s); null before the first.",
     )
+    recording_blocked: str | None = Field(
+        default=None,
+        description="While no segment can be written: 'recording blocked: no space ...' with "
+        "why; null when recording normally (or not recording).",
+    )
 
 
 class StreamSettings(BaseModel):
@@ -85,6 +90,7 @@ class StreamChanges(BaseModel):
     segment_seconds: int | None = Field(
         default=None, ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS
     )
+    retain_days: float | None = Field(default=None, gt=0, le=36500)
 
 
 class RecordingSwitch(BaseModel):
@@ -101,6 +107,10 @@ def _view(status: StreamStatus) -> StreamState:
         source=status.source, reconnects=status.restarts, transitions=status.transitions,
         fps=round(status.fps, 2), bitrate_bps=round(status.bitrate_bps),
         last_frame_age_s=_rounded(status.last_frame_age_s),
+        recording_blocked=(
+            None if status.recording_blocked is None
+            else f"recording blocked: {status.recording_blocked}"
+        ),
     )  # fmt: skip
 
 
@@ -122,6 +132,7 @@ def _stream_view(services: ApiServices, configured: ConfiguredStream) -> StreamV
     settings = StreamSettings(
         source=config.redacted_source(), transport=config.transport.value, record=config.record,
         enabled=config.enabled, segment_seconds=config.segment_seconds,
+        retain_days=config.retain_days,
     )  # fmt: skip
     return StreamView(**live, origin=configured.origin.value, config=settings)
 
