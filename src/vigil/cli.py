@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil import __version__
+from vigil.commands import backup as backup_commands
 from vigil.commands import export as export_command
 from vigil.commands import recordings as recordings_commands
 from vigil.commands import streams as streams_commands
@@ -45,6 +46,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(tokens_commands.app, name="tokens")
 app.add_typer(streams_commands.app, name="streams")
 app.add_typer(recordings_commands.app, name="recordings")
+app.add_typer(backup_commands.app, name="backup")
 app.command("export")(export_command.export)
 
 console = Console(stderr=True, soft_wrap=True)
