@@ -17,7 +17,8 @@ from rich.table import Table
 from vigil.commands.client import JsonOption, print_json
 from vigil.commands.times import show_size, show_time
 from vigil.config import ResolvedConfig
-from vigil.ops.backup import ArchiveInfo, BackupError, create_backup, inspect_archives
+from vigil.ops.archive import BackupError
+from vigil.ops.backup import ArchiveInfo, create_backup, inspect_archives
 from vigil.ops.backup import prune_archives as prune_old_archives
 from vigil.ops.restore import restore_backup
 

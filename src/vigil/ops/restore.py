@@ -1,7 +1,7 @@
 """Restoring a backup archive: verify all of it first, then swap the database (and, if asked, the
 configuration file) in with ``os.replace``, keeping what was there beside it.
 
-Nothing is changed unless the whole archive verifies (``vigil.ops.backup.verify_archive``). The
+Nothing is changed unless the whole archive verifies (``vigil.ops.archive.verify_archive``). The
 members are extracted into a hidden directory beside their target (same file system, so the final
 rename is atomic). The previous database stays reachable under its own name until the new one
 replaces it (a hard link makes ``<db>.before-restore-<UTC time>``), and its ``-wal``/``-shm``
@@ -24,14 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil.config import ConfigError, load_config_text
-from vigil.ops.backup import (
+from vigil.ops.archive import (
     CONFIG_MEMBER,
     DATABASE_MEMBER,
-    NAME_TIME_FORMAT,
     BackupError,
     Manifest,
+    fsync_directory,
     verify_archive,
 )
+from vigil.ops.backup import NAME_TIME_FORMAT
 from vigil.store.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
@@ -159,14 +160,6 @@ class _Swap:
         self._moved.clear()
 
 
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _take_ownership_of(previous: Path, new: Path) -> None:
     """Give `new` the owner and mode of `previous` (a root-run restore must leave a database the
     service user can write), or owner-only access when there is no previous file."""
@@ -266,8 +259,8 @@ def restore_backup(
                         f"cannot replace {config_path}: {error}; nothing was changed"
                     ) from None
                 raise
-            _fsync_directory(config_path.parent)
-        _fsync_directory(database_path.parent)
+            fsync_directory(config_path.parent)
+        fsync_directory(database_path.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if staged_config is not None:
