@@ -353,7 +353,7 @@ def test_a_database_from_a_newer_vigil_is_refused(site: Site) -> None:
 
 def test_a_backup_of_a_damaged_database_is_not_made(site: Site) -> None:
     site.database.write_bytes(b"this is no database" * 1000)
-    with pytest.raises(BackupError, match="damaged"):
+    with pytest.raises(BackupError, match=r"cannot copy database .*: file is not a database"):
         create_backup(site.database, site.backups, now=T0)
     assert os.listdir(site.backups) == []
     with pytest.raises(BackupError, match="does not exist"):
