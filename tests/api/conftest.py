@@ -19,6 +19,7 @@ from vigil.api.services import ApiServices
 from vigil.config.loader import load_config_text
 from vigil.events import EventBus, utc_now
 from vigil.store.db import Database
+from vigil.store.holds import HoldStore
 from vigil.store.overlay import OverlayStore
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.tokens import Role, TokenStore, hash_token
@@ -94,7 +95,7 @@ async def serve(
     services = ApiServices(
         bus=bus, db=db, segments=SegmentStore(db), gaps=GapStore(db),
         tokens=TokenStore(db), streams=streams, version="0.test", gstreamer_version="1.22.0",
-        started_at=utc_now(), ready=lambda: True, desired=desired,
+        started_at=utc_now(), ready=lambda: True, desired=desired, holds=HoldStore(db),
     )  # fmt: skip
     server = ApiServer(
         create_api(services, configured_tokens=configured, cors_origins=cors_origins),

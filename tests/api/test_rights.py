@@ -35,6 +35,13 @@ ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/v1/segments/{segment_id}/file"): Role.VIEWER,
     ("GET", "/api/v1/streams/{name}/export.mp4"): Role.VIEWER,
     ("GET", "/api/v1/streams/{name}/snapshot.jpg"): Role.VIEWER,
+    ("GET", "/api/v1/storage"): Role.VIEWER,
+    ("GET", "/api/v1/storage/volumes/{volume_id}"): Role.VIEWER,
+    ("POST", "/api/v1/storage/volumes/{volume_id}/eject"): Role.ADMIN,
+    ("POST", "/api/v1/storage/volumes/{volume_id}/attach"): Role.ADMIN,
+    ("GET", "/api/v1/recordings/holds"): Role.VIEWER,
+    ("POST", "/api/v1/recordings/holds"): Role.OPERATOR,
+    ("DELETE", "/api/v1/recordings/holds/{hold_id}"): Role.OPERATOR,
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/streams"): {"name": "new", "source": "test://ball"},
@@ -42,6 +49,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/streams/{name}/recording"): {"enabled": True},
     ("PUT", "/api/v1/config"): {"streams": []},
     ("POST", "/api/v1/config/validate"): {"streams": []},
+    ("POST", "/api/v1/recordings/holds"): {
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-02T00:00:00Z",
+    },
 }
 RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
@@ -53,7 +64,10 @@ async def test_every_route_has_exactly_its_role(api: Api) -> None:
     tokens = {role: api.tokens.create(role.value, role) for role in Role}
     await asyncio.sleep(1.1)  # tokens created while running are seen within a second
     for (method, path), needed in sorted(ROLES.items(), key=str):
-        url = path.replace("{name}", "yard").replace("{segment_id}", "1")
+        url = (
+            path.replace("{name}", "yard").replace("{segment_id}", "1")
+            .replace("{volume_id}", "0a").replace("{hold_id}", "1")
+        )  # fmt: skip
         body = BODIES.get((method, path))
         anonymous = await api.client.request(method, url, json=body)
         if needed is None:

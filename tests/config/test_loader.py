@@ -275,8 +275,8 @@ def test_error_text_is_one_line_per_issue_sorted_by_line() -> None:
         "vigil.yaml:2: log.level: Input should be 'debug', 'info', 'warning' or 'error'",
         "vigil.yaml:4: recording.segment_seconds: "
         "Input should be greater than or equal to 2 (got 1)",
-        "vigil.yaml:6: bogus: unknown key 'bogus'; allowed keys: data_dir, recording, storage, backup, database, "
-        "ingest, log, tracing, api, events, simulator, streams",
+        "vigil.yaml:6: bogus: unknown key 'bogus'; allowed keys: data_dir, recording, storage, "
+        "backup, database, ingest, log, tracing, api, events, simulator, streams",
     ]
 
 

@@ -46,7 +46,8 @@ def test_each_finished_segment_frees_its_muxer_and_filesink(tmp_path: Path) -> N
     bus.add_signal_watch()  # as in Vigil: messages left queued would hold their elements
     branch = RecordingBranch("cam", spec, post)
     watch = FinalizeWatch()
-    # Every element the branch adds after it is built is one segment's muxer or filesink.
+    # Every element the branch adds after it is built is one segment's write guard, muxer or
+    # filesink.
     branch.bin.connect("element-added", lambda _bin, element: watch.watch(element))
     pipeline.add(branch.bin)
     assert pipeline.get_by_name("parse").link(branch.bin)
@@ -55,9 +56,9 @@ def test_each_finished_segment_frees_its_muxer_and_filesink(tmp_path: Path) -> N
         deadline = time.monotonic() + 60
         for _ in range(SEGMENTS):
             closed.get(timeout=max(0.1, deadline - time.monotonic()))
-        # Only the file being written keeps its muxer and filesink.
-        alive = watch.wait(lambda paths: len(paths) <= 2)
-        assert len(alive) <= 2, f"{SEGMENTS} segments closed, still alive: {alive}"
+        # Only the file being written keeps its guard, muxer and filesink.
+        alive = watch.wait(lambda paths: len(paths) <= 3)
+        assert len(alive) <= 3, f"{SEGMENTS} segments closed, still alive: {alive}"
     finally:
         pipeline.set_state(Gst.State.NULL)
         bus.remove_signal_watch()

@@ -35,6 +35,7 @@ class VolumePlan:
     max_usage_percent: float = 95.0
     min_free_bytes: int = 256 * 1024 * 1024
     implicit: bool = False
+    require_mount: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
                 priority=volume.priority,
                 max_usage_percent=volume.max_usage_percent,
                 min_free_bytes=int(volume.min_free_bytes),
+                require_mount=volume.require_mount,
             )
             for volume in config.storage.volumes
         )

@@ -43,6 +43,14 @@ class VolumeConfig(BaseConfig):
         le=100,
         description="The volume counts as full above this share of its capacity in use.",
     )
+    require_mount: bool = Field(
+        default=True,
+        description=(
+            "Only make a new volume here if the path is on a mounted file system other than "
+            "the root one: an empty mount point whose disk is missing stays offline instead of "
+            "filling the system disk. Set false for a volume on the root file system."
+        ),
+    )
     min_free_bytes: ByteSize = Field(
         default=DEFAULT_MIN_FREE,
         description=(

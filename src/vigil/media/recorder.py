@@ -100,6 +100,9 @@ class RecordingBranch:
         self._stopping = False
         self._blocked: str | None = None  # why no file can be opened, while that lasts
         self._chains: dict[str, _FileChain] = {}  # open files by location
+        # Element name → file, for the last few files: a failed file's elements may post more
+        # errors after they were taken out of the bin.
+        self._names: dict[str, str] = {}
         # (UTC, running time) of the first segment: later segments are placed on the media
         # timeline from it, so consecutive segments are contiguous to the frame.
         self._anchor: tuple[datetime, int] | None = None
@@ -204,6 +207,10 @@ class RecordingBranch:
         with self._lock:
             old, self._file = self._file, new
             self._chains[location] = new
+            for element in (guard, mux, sink):
+                self._names[element.get_name()] = location
+            while len(self._names) > 48:
+                del self._names[next(iter(self._names))]
             if old is not None:
                 old.duration_s = (running_time - old.start_running_time) / Gst.SECOND
             self._unfinished.add(new)
@@ -337,14 +344,12 @@ class RecordingBranch:
 
     def location_of(self, element: Gst.Object | None) -> str | None:
         """The file written by the chain `element` belongs to (for a bus message's source)."""
-        while element is not None and element.get_parent() is not self.bin:
-            element = element.get_parent()
-        if element is None:
-            return None
         with self._lock:
-            for chain in self._chains.values():
-                if element in (chain.guard, chain.mux, chain.sink):
-                    return chain.location
+            while element is not None:
+                name = element.get_name()
+                if name in self._names and element.get_parent() in (None, self.bin):
+                    return self._names[name]
+                element = element.get_parent()
         return None
 
     @property

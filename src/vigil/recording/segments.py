@@ -165,6 +165,12 @@ class SegmentIndex:
             segment_id = await entry.segment_id
             facts = await self._write(partial(_file_facts, Path(location), duration_hint))
             duration, size, codec, width, height = facts
+            if size == 0 and codec is None:
+                # Nothing reached the disk (a write that failed at once, a full disk): the row
+                # says so and the empty file goes, rather than a segment that cannot play.
+                await self._write(partial(_drop_empty, self._store, segment_id, Path(location)))
+                logger.warning("%s: %s is empty; not kept", entry.stream, location)
+                return
             end = entry.start + timedelta(seconds=duration)
             previous = self._last_end.get(entry.stream)
             self._last_end[entry.stream] = end if previous is None else max(previous, end)
@@ -296,6 +302,15 @@ def _file_facts(
         size = path.stat().st_size if path.exists() else 0
         return duration_hint, size, None, None, None
     return info.duration_s, info.file_size, info.codec, info.width, info.height
+
+
+def _drop_empty(store: SegmentStore, segment_id: int, path: Path) -> None:
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
+    store.mark_missing(segment_id, note="nothing was written (the write failed)")
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -50,6 +50,9 @@ class VolumeState(StrEnum):
 
 
 USABLE = (VolumeState.ONLINE, VolumeState.FULL)  # readable: recordings on it can be served
+# After a write failed for lack of space, a volume takes segments again only once this much
+# more (or 1 % of it, if more) is free than at the failure.
+ENOSPC_HEADROOM = 4 * 1024 * 1024
 
 
 class NoSpace(RuntimeError):
@@ -105,10 +108,15 @@ class Volume:
     bytes_deleted: int = 0
     segments_deleted: int = 0
     ejected: bool = False  # by the operator: not attached again until it has been seen gone
+    # After a disk-full write error: free bytes needed before it takes segments again (the
+    # configured thresholds were evidently too small to catch it).
+    space_floor: int = 0
     configured: bool = True
 
     def over_threshold(self, usage: Usage) -> str | None:
         """Why `usage` makes this volume full, or None if it has room."""
+        if usage.free < self.space_floor:
+            return f"{_size(usage.free)} free since a write failed for lack of space"
         if usage.free < self.plan.min_free_bytes:
             return (
                 f"{_size(usage.free)} free, below min_free_bytes {_size(self.plan.min_free_bytes)}"
@@ -120,7 +128,7 @@ class Volume:
 
     def bytes_to_free(self, usage: Usage, margin: int) -> int:
         """How much must go for this volume to have `margin` bytes of room again."""
-        by_free = self.plan.min_free_bytes + margin - usage.free
+        by_free = max(self.plan.min_free_bytes, self.space_floor) + margin - usage.free
         allowed_used = usage.total * self.plan.max_usage_percent / 100.0
         by_percent = usage.used + margin - allowed_used
         return max(0, int(max(by_free, by_percent)))
@@ -169,6 +177,8 @@ class VolumePool:
         self._known = dict(known_paths or {})
         self.exhausted = False  # set by retention when it found nothing left to delete
         self._pending: list[VolumeChange] = []
+        self._failed: dict[str, None] = {}  # files whose write failure was counted (ordered)
+        self._vacated: dict[Path, str] = {}  # path → the volume that was there, attached elsewhere
         for volume_id, path in self._known.items():
             if not any(v.plan.path == Path(path) for v in self._volumes):
                 self._volumes.append(
@@ -295,14 +305,27 @@ class VolumePool:
 
     def write_failed(self, location: str, *, no_space: bool, message: str) -> str | None:
         """A recorder could not write `location`: count it against its volume, which is marked
-        full (no space: retention runs at once) or failed. Returns the volume's id."""
+        full (no space: retention runs at once) or failed. Returns the volume's id. Only the
+        first report of a file counts (its muxer and its sink both complain)."""
         with self._lock:
             volume_id = self.volume_of(location)
             volume = next((v for v in self._volumes if v.id == volume_id), None)
             if volume is None:
                 return None
+            if location in self._failed:
+                return volume_id
+            self._failed[location] = None
+            while len(self._failed) > 256:
+                del self._failed[next(iter(self._failed))]
             volume.write_errors += 1
             if no_space:
+                try:
+                    usage = _usage(volume.path)
+                except OSError:
+                    usage = None
+                if usage is not None:
+                    volume.usage = usage
+                    volume.space_floor = usage.free + max(usage.total // 100, ENOSPC_HEADROOM)
                 self._set(volume, VolumeState.FULL, f"write failed: {message}")
             elif volume.state in USABLE:
                 self._set(volume, VolumeState.FAILED, f"write failed: {message}")
@@ -353,6 +376,13 @@ class VolumePool:
                 if not volume.configured:
                     self._go_away(volume, f"{path} holds no Vigil volume")
                     return
+                if volume.plan.require_mount and _mount_point(path) == Path("/"):
+                    self._go_away(
+                        volume,
+                        f"{path} is on the root file system, not on a mounted disk "
+                        "(require_mount): nothing is recorded there until one is mounted",
+                    )
+                    return
                 identity = create_identity(path)
                 logger.info("volume %s: new volume %s", path, identity.id)
         except VolumeIdentityError as exc:
@@ -388,6 +418,8 @@ class VolumePool:
     def _expected_at(self, volume: Volume) -> str | None:
         if volume.id is not None:
             return volume.id
+        if volume.path in self._vacated:
+            return self._vacated[volume.path]
         return next((vid for vid, p in self._known.items() if Path(p) == volume.path), None)
 
     def _go_away(self, volume: Volume, reason: str) -> None:
@@ -477,6 +509,7 @@ class VolumePool:
         with self._lock:
             volume = self._by_id(volume_id)
             if path != volume.path:
+                self._vacated[volume.path] = volume_id
                 if volume.configured:
                     # The configured slot stays; the disk now lives at another path.
                     slot = Volume(plan=volume.plan, path=volume.plan.path, configured=True,
@@ -507,6 +540,14 @@ def _usage(path: Path) -> Usage:
     free = stats.f_bavail * stats.f_frsize
     used = total - stats.f_bfree * stats.f_frsize
     return Usage(total=total, used=used, free=free)
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system `path` is on."""
+    current = path.resolve()
+    while not os.path.ismount(current):
+        current = current.parent
+    return current
 
 
 def _extra_plan(path: Path) -> VolumePlan:
