@@ -60,7 +60,13 @@ def test_upgrade_head_matches_models(tmp_path: Path) -> None:
     assert differences == []
     assert from_migrations == from_models
     assert set(from_migrations) == {
-        "segments", "gaps", "api_tokens", "events", "stream_overlay", "volumes", "holds",
+        "segments",
+        "gaps",
+        "api_tokens",
+        "events",
+        "stream_overlay",
+        "volumes",
+        "holds",
     }
 
 
