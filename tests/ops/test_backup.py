@@ -548,3 +548,50 @@ async def test_a_scheduler_with_interval_zero_does_nothing(site: Site) -> None:
     scheduler.start()
     await scheduler.stop()
     assert archive_paths(site.backups) == []
+
+
+async def test_stop_finishes_a_backup_being_copied_rather_than_abandoning_it(site: Site) -> None:
+    scheduler = BackupScheduler(site.database, site.backups, interval_hours=1, keep=3)
+    scheduler.start()  # no archive yet: one is due at once
+    async with asyncio.timeout(60):
+        while not site.backups.exists():  # made as the copy starts
+            await asyncio.sleep(0)
+    await scheduler.stop()
+    # Whether or not the copy had begun, nothing half-made is left behind.
+    assert not [path for path in site.backups.iterdir() if path.name.startswith(".")]
+    for path in archive_paths(site.backups):
+        verify_archive(path)
+
+
+async def test_a_failed_scheduled_backup_is_logged_and_retried(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = site.root / "later" / "vigil.db"
+    scheduler = BackupScheduler(missing, site.backups, interval_hours=1, keep=3, retry_after_s=0.05)
+    scheduler.start()
+    try:
+        async with asyncio.timeout(60):
+            while "scheduled backup failed" not in caplog.text:
+                await asyncio.sleep(0.02)
+            assert f"database {missing} does not exist" in caplog.text
+            with Database(missing) as db:  # the database appears; the next attempt succeeds
+                db.migrate()
+            while not archive_paths(site.backups):
+                await asyncio.sleep(0.02)
+    finally:
+        await scheduler.stop()
+    verify_archive(archive_paths(site.backups)[0])
+
+
+def test_a_scheduler_from_the_configuration(site: Site) -> None:
+    from vigil.config import load_config, resolve
+
+    text = "data_dir: ./data\nbackup:\n  interval_hours: 24\n  keep: 4\n  dir: ./elsewhere\n"
+    site.config.write_text(text)
+    resolved = resolve(load_config(site.config, env={}), base_dir=site.root)
+    scheduler = BackupScheduler.from_config(resolved, config_path=site.config)
+    assert scheduler.enabled
+    assert resolved.backup_dir == site.root / "elsewhere"
+    off = resolve(load_config(site.config, env={"VIGIL_BACKUP__INTERVAL_HOURS": "0"}),
+                  base_dir=site.root)  # fmt: skip
+    assert not BackupScheduler.from_config(off).enabled
