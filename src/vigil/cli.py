@@ -19,6 +19,7 @@ from vigil import __version__
 from vigil.commands import backup as backup_commands
 from vigil.commands import export as export_command
 from vigil.commands import recordings as recordings_commands
+from vigil.commands import storage as storage_commands
 from vigil.commands import streams as streams_commands
 from vigil.commands import tokens as tokens_commands
 from vigil.config import (
@@ -47,6 +48,7 @@ app.add_typer(tokens_commands.app, name="tokens")
 app.add_typer(streams_commands.app, name="streams")
 app.add_typer(recordings_commands.app, name="recordings")
 app.add_typer(backup_commands.app, name="backup")
+app.add_typer(storage_commands.app, name="storage")
 app.command("export")(export_command.export)
 
 console = Console(stderr=True, soft_wrap=True)

@@ -16,7 +16,8 @@ Per such file without a row:
 - it cannot be read for lack of permission, or cannot be moved: it is left in place and reported.
 
 Everything else (other names, other depths, symbolic links, which are never followed) is left
-alone and only counted. Directories whose name starts with a dot (``.quarantine``) are skipped.
+alone and only counted (but for the volume's identity file, not even that). Directories whose
+name starts with a dot (``.quarantine``) are skipped.
 A second run finds nothing new. The walk costs one directory listing per directory, one query per
 day directory (the paths the index knows under it) and one probe per unknown segment file.
 """
@@ -32,6 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from vigil.recording.identity import IDENTITY_FILE
 from vigil.recording.mp4probe import Mp4Error, probe_mp4
 from vigil.recording.paths import parse_segment_path, segment_path
 from vigil.recording.repair import QuarantineRule, move_aside, quarantine_under, trim_partial_moof
@@ -112,6 +114,7 @@ def reindex(
     trim_cut_moof: bool = True,
     min_age: timedelta = timedelta(0),
     clock: Clock = utc_now,
+    volume: str | None = None,
 ) -> ReindexReport:
     """Index the segment files under `roots` that have no row (see the module docstring).
 
@@ -120,7 +123,8 @@ def reindex(
     quarantine rule is `quarantine_under(roots)`. Files modified less than `min_age` before
     `clock()` are left for a later run: pass a few segment lengths when recorders may be
     writing (a running service); the default, 0, suits start-up, before streams start.
-    A root that cannot be listed is reported as an error, never raised.
+    A root that cannot be listed is reported as an error, never raised. Rows added carry
+    `volume` (the id of the volume the roots are on; None: not known).
     """
     absolute_roots = tuple(dict.fromkeys(Path(os.path.abspath(root)) for root in roots))
     walk = _Walk(
@@ -128,6 +132,7 @@ def reindex(
         quarantine_dir_for=quarantine_dir_for or quarantine_under(absolute_roots),
         trim_cut_moof=trim_cut_moof,
         newest_mtime=(clock() - min_age).timestamp() if min_age > timedelta(0) else None,
+        volume=volume,
     )
     for root in absolute_roots:
         walk.root(root)
@@ -156,6 +161,7 @@ class _Walk:
     quarantine_dir_for: QuarantineRule
     trim_cut_moof: bool
     newest_mtime: float | None  # files modified after this (epoch seconds) are left alone
+    volume: str | None  # the id rows added carry
     outcomes: list[ReindexOutcome] = field(default_factory=list)
     files: int = 0
     known: int = 0
@@ -206,6 +212,8 @@ class _Walk:
                 if not entry.name.startswith("."):
                     subdirectories.append((Path(entry.path), depth + 1, known))
                 continue
+            if depth == 0 and entry.name == IDENTITY_FILE:
+                continue  # the volume's identity file: Vigil's own, not a stray file
             self.files += 1
             # Compared as strings: the text the recorder stored, and no Path per known file.
             if entry.path in known:
@@ -261,6 +269,7 @@ class _Walk:
                     width=info.width,
                     height=info.height,
                     status=SegmentStatus.REPAIRED,
+                    volume=self.volume,
                 )
                 return ReindexOutcome(
                     path,
