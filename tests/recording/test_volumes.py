@@ -112,7 +112,7 @@ def test_thresholds_make_a_volume_full_and_placement_moves_on(tmp_path: Path) ->
         assert state is VolumeState.FULL and "below min_free_bytes 4.0 MiB" in reason
         fill(big, leave_bytes=2 * MIB)
         asked: list[bool] = []
-        pool._on_no_room = lambda: asked.append(True)  # noqa: SLF001
+        pool._on_no_room = lambda: asked.append(True)
         with pytest.raises(NoSpace) as refused:
             pool.place("cam", START)
         assert not refused.value.exhausted and asked == [True]
