@@ -7,6 +7,8 @@ streams it changes; an unchanged stream is never touched and keeps recording wit
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from dataclasses import dataclass
 
 from vigil.config.resolve import ResolvedConfig, StreamPlan
@@ -37,10 +39,14 @@ def plan_changes(old: ResolvedConfig, new: ResolvedConfig) -> ChangePlan:
     after = {plan.name.casefold(): plan for plan in new.streams}
     added = tuple(plan for key, plan in after.items() if key not in before)
     removed = tuple(plan.name for key, plan in before.items() if key not in after)
-    changed = tuple(plan for key, plan in after.items() if key in before and before[key] != plan)
+    changed = tuple(
+        plan for key, plan in after.items()
+        if key in before and _pipeline(before[key]) != _pipeline(plan)
+    )  # fmt: skip
     unchanged = tuple(
-        plan.name for key, plan in after.items() if key in before and before[key] == plan
-    )
+        plan.name for key, plan in after.items()
+        if key in before and _pipeline(before[key]) == _pipeline(plan)
+    )  # fmt: skip
     old_data = old.config.model_dump(mode="json")
     new_data = new.config.model_dump(mode="json")
     needs_restart = tuple(
@@ -48,4 +54,13 @@ def plan_changes(old: ResolvedConfig, new: ResolvedConfig) -> ChangePlan:
         for section in sorted(set(old_data) | set(new_data))
         if section not in _HOT and old_data.get(section) != new_data.get(section)
     )
+    if old.volumes != new.volumes and "storage" not in needs_restart:
+        # `recording.root` is the one volume's path: volumes are set up at start.
+        needs_restart = tuple(sorted((*needs_restart, "storage")))
     return ChangePlan(added, removed, changed, unchanged, needs_restart)
+
+
+def _pipeline(plan: StreamPlan) -> StreamPlan:
+    """What of a plan the running pipeline depends on: retention (`retain_days`) is read live
+    and the recording root is decided per segment by the volumes, so neither restarts it."""
+    return dataclasses.replace(plan, retain_days=None, recording_root=Path())
