@@ -8,8 +8,8 @@ streams it changes; an unchanged stream is never touched and keeps recording wit
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from vigil.config.resolve import ResolvedConfig, StreamPlan
 
