@@ -124,9 +124,11 @@ def select(found: Sequence[FoundVolume], wanted: str) -> FoundVolume:
     with_id = [volume for volume in found if volume.identity is not None]
     exact = [volume for volume in with_id if volume.identity and volume.identity.id == prefix]
     matches = exact or [
-        volume for volume in with_id if volume.identity and volume.identity.id.startswith(prefix)
+        volume
+        for volume in with_id
+        if prefix and volume.identity and volume.identity.id.startswith(prefix)
     ]
-    if prefix and len(matches) == 1:
+    if len(matches) == 1:
         return matches[0]
     known = ", ".join(
         f"{volume.identity.id} ({volume.path})" for volume in with_id if volume.identity
