@@ -1,8 +1,9 @@
 """The composition root: builds every service from a resolved configuration and runs them.
 
-Start order: folders → database (migrate) → event history → repair what a crash left open →
-GLib loop → simulator (if configured) → streams. Stop runs it backwards, each stream finishing
-its segment; the event history stores the last events before the database closes.
+Start order: folders → database (migrate) → event history → backup schedule → volumes (each
+usable one: crash leftovers repaired, unknown files indexed) → storage checks and retention →
+GLib loop → simulator (if configured) → streams → API. Stop runs it backwards, each stream
+finishing its segment; the event history stores the last events before the database closes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vigil.media.export import write_mp4
 from vigil.media.mainloop import GLibLoopThread
 from vigil.observability import tracing
 from vigil.observability.event_log import EventLog
+from vigil.ops.backup import BackupScheduler
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
 from vigil.recording.export import Exporter
@@ -96,6 +98,7 @@ class Vigil:
         self.api: ApiServer | None = None
         self._exports: Exporter | None = None
         self.storage: StorageManager | None = None
+        self._backups: BackupScheduler | None = None
         self.event_log: EventLog | None = None
         self._ready = False
         self._glib = GLibLoopThread()
@@ -130,6 +133,8 @@ class Vigil:
             max_rows=cfg.config.events.max_rows,
         )  # fmt: skip
         self.event_log.start()
+        self._backups = BackupScheduler.from_config(cfg, config_path=self.config_path)
+        self._backups.start()
         self.segments = SegmentStore(self.db)
         # Volumes first: each usable one has its crash leftovers repaired and the files the
         # index does not know (a lost row, a disk from elsewhere) indexed, before recording.
@@ -304,6 +309,8 @@ class Vigil:
             await self.streams.stop()
         if self.storage is not None:
             await self.storage.stop()
+        if self._backups is not None:
+            await self._backups.stop()
         if self.index is not None:
             await self.index.drain()
             await self.index.close_gaps()
