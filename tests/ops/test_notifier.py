@@ -115,6 +115,11 @@ class _Stream:
     name: str
     state: str
     reason: str = ""
+    blocked: str | None = None
+
+    @property
+    def recording_blocked(self) -> str | None:
+        return self.blocked
 
 
 @pytest.mark.parametrize(
@@ -145,6 +150,11 @@ class _Stream:
             [_Stream("a", "stalled", "no video for 5 s"), _Stream("b", "streaming")],
             {"a", "b"},
             "1/2 streams up, 1 recording, 1 with errors (a stalled: no video for 5 s)",
+        ),
+        (
+            [_Stream("a", "streaming", blocked="no space"), _Stream("b", "streaming")],
+            {"a", "b"},
+            "2/2 streams up, 1 recording, 1 blocked (no space), no errors",
         ),
     ],
 )

@@ -169,9 +169,13 @@ def status_line(streams: Iterable[StreamHealth], recording: Collection[str]) -> 
     """
     items = list(streams)
     up = [s for s in items if s.state == "streaming"]
-    recorded = sum(1 for s in up if s.name in recording)
+    # Streams that cannot record for lack of space (`StreamStatus.recording_blocked`).
+    blocked = [s for s in up if s.name in recording and getattr(s, "recording_blocked", None)]
+    recorded = sum(1 for s in up if s.name in recording) - len(blocked)
     unhealthy = [s for s in items if s.state in UNHEALTHY_STATES]
     line = f"{len(up)}/{len(items)} streams up, {recorded} recording, "
+    if blocked:
+        line += f"{len(blocked)} blocked (no space), "
     if not unhealthy:
         return line + "no errors"
     first = unhealthy[0]
