@@ -28,7 +28,7 @@ async def test_first_segment_closed_before_its_row_is_written_does_not_deadlock(
     index, db, writer = _index(tmp_path)
     path = tmp_path / "cam" / "a.mp4"
     path.parent.mkdir()
-    path.write_bytes(b"")
+    path.write_bytes(b"not an mp4 yet")
     # The first segment of a run is checked for a gap; it closes at once (a stop right
     # after start). Its close must not wait for its own insert, which waits for closes.
     index.opened("cam", str(path), T0, "h264", 640, 360)
@@ -48,7 +48,7 @@ async def test_downtime_and_interruptions_become_gaps(tmp_path: Path) -> None:
     store.close_segment(earlier, end=T0 + timedelta(seconds=10), duration_s=10, size_bytes=1)
     # Vigil comes back 50 s later: the time it was away is a gap.
     first = tmp_path / "first.mp4"
-    first.write_bytes(b"")
+    first.write_bytes(b"not an mp4 yet")
     index.opened("cam", str(first), T0 + timedelta(seconds=60), None, None, None)
     index.closed("cam", str(first), 4.0)
     async with asyncio.timeout(10):
@@ -56,7 +56,7 @@ async def test_downtime_and_interruptions_become_gaps(tmp_path: Path) -> None:
     # Then an interruption: the gap runs from the last segment's end to the next one's start.
     index.interrupted("cam", "no video for 5 s")
     second = tmp_path / "second.mp4"
-    second.write_bytes(b"")
+    second.write_bytes(b"not an mp4 yet")
     index.opened("cam", str(second), T0 + timedelta(seconds=80), None, None, None)
     async with asyncio.timeout(10):
         await index.drain()
@@ -65,5 +65,26 @@ async def test_downtime_and_interruptions_become_gaps(tmp_path: Path) -> None:
         (T0 + timedelta(seconds=10), T0 + timedelta(seconds=60), NOT_RUNNING),
         (T0 + timedelta(seconds=64), T0 + timedelta(seconds=80), "no video for 5 s"),
     ]
+    writer.shutdown()
+    db.close()
+
+
+async def test_an_empty_file_is_not_kept_and_an_unreachable_one_is_closed_as_told(
+    tmp_path: Path,
+) -> None:
+    index, db, writer = _index(tmp_path)
+    empty = tmp_path / "cam" / "empty.mp4"  # a write that failed at once: nothing on disk
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    away = tmp_path / "unplugged" / "away.mp4"  # on a disk that went away: not there at all
+    index.opened("cam", str(empty), T0, "h264", 640, 360)
+    index.closed("cam", str(empty), 1.0)
+    index.opened("cam", str(away), T0 + timedelta(seconds=1), "h264", 640, 360)
+    index.closed("cam", str(away), 2.5)
+    async with asyncio.timeout(10):
+        await index.drain()
+    rows = {r.path: r for r in SegmentStore(db).list_segments()}
+    assert rows[empty].status == "missing" and not empty.exists()
+    assert rows[away].status == "complete" and rows[away].duration_s == 2.5
     writer.shutdown()
     db.close()

@@ -130,14 +130,20 @@ class Retention:
             self._fill(heap, volume, cursors)
         looked = 0
         while wanted and heap and looked < MAX_SPACE_CANDIDATES_PER_RUN:
+            # A batch frees what one volume lacks, no more: the oldest segments may be small
+            # against the batch size on a small disk, and each extra one is a recording lost.
             batch: list[Candidate] = []
+            freed: dict[str, int] = {}
             while heap and len(batch) < BATCH:
                 _start, _id, volume, candidate = heapq.heappop(heap)
                 looked += 1
                 if self._deletable(candidate, holds, writing, usable, report):
                     batch.append(candidate)
+                    freed[volume] = freed.get(volume, 0) + max(1, candidate.size_bytes)
                 if not any(item[2] == volume for item in heap):
                     self._fill(heap, volume, cursors)
+                if any(freed.get(v, 0) >= need for v, need in wanted.items()):
+                    break
             gone = self._delete(batch, usable, report)
             report.by_space += len(gone)
             self._pool.refresh()

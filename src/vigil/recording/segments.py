@@ -165,10 +165,17 @@ class SegmentIndex:
             segment_id = await entry.segment_id
             facts = await self._write(partial(_file_facts, Path(location), duration_hint))
             duration, size, codec, width, height = facts
-            if size == 0 and codec is None:
+            if (
+                size == 0
+                and codec is None
+                and await self._write(
+                    partial(_drop_if_empty, self._store, segment_id, Path(location))
+                )
+            ):
                 # Nothing reached the disk (a write that failed at once, a full disk): the row
-                # says so and the empty file goes, rather than a segment that cannot play.
-                await self._write(partial(_drop_empty, self._store, segment_id, Path(location)))
+                # says so and the empty file goes, rather than a segment that cannot play. (A
+                # file that is not there at all is on a disk that went away: it is closed with
+                # the recorder's duration and completed from the file when the disk is back.)
                 logger.warning("%s: %s is empty; not kept", entry.stream, location)
                 return
             end = entry.start + timedelta(seconds=duration)
@@ -304,13 +311,16 @@ def _file_facts(
     return info.duration_s, info.file_size, info.codec, info.width, info.height
 
 
-def _drop_empty(store: SegmentStore, segment_id: int, path: Path) -> None:
+def _drop_if_empty(store: SegmentStore, segment_id: int, path: Path) -> bool:
+    """Remove `path` and mark its row missing if the file is there and empty."""
     try:
-        if path.stat().st_size == 0:
-            path.unlink()
+        if path.stat().st_size != 0:
+            return False
+        path.unlink()
     except OSError:
-        pass
+        return False
     store.mark_missing(segment_id, note="nothing was written (the write failed)")
+    return True
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

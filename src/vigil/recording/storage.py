@@ -14,12 +14,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from vigil.events import EventBus, RetentionRan, VolumeStateChanged
+from vigil.recording.mp4probe import Mp4Error, probe_mp4
 from vigil.recording.reindex import ReindexReport, reindex
 from vigil.recording.repair import RepairReport, quarantine_under, repair_open_segments
 from vigil.recording.retention import Retention, RetentionReport
@@ -176,7 +177,8 @@ class StorageManager:
 
     async def _bring_back(self, volume_id: str, path: Path) -> ReindexReport | None:
         """A volume became usable: remember where it is, move its rows there if it was seen
-        elsewhere before, and index recordings on it that the database does not know."""
+        elsewhere before, repair what a crash left open on it, complete rows closed while it
+        was away, and index recordings on it that the database does not know."""
         known = await self._write(self._volumes.paths)
         assert isinstance(known, dict)
         previous = known.get(volume_id)
@@ -200,6 +202,7 @@ class StorageManager:
         assert isinstance(repaired, RepairReport)
         if repaired.outcomes:
             self.on_repair(repaired)
+        await self._write(partial(self._complete_unprobed, volume_id))
         report = await self._write(
             partial(
                 reindex,
@@ -213,6 +216,28 @@ class StorageManager:
         if report.indexed or report.quarantined or report.errors:
             logger.warning("volume %s reindexed: %s", volume_id, report.summary())
         return report
+
+    def _complete_unprobed(self, volume_id: str) -> int:
+        """DB-writer thread: complete from their files the rows closed while this volume was
+        away (their files were out of reach then). Returns how many."""
+        done = 0
+        for segment_id, location in self._volumes.unprobed(volume_id):
+            row = self._segments.get(segment_id)
+            try:
+                info = probe_mp4(Path(location))
+            except (Mp4Error, OSError):
+                continue
+            if row is None or info.duration_s <= 0:
+                continue
+            self._segments.close_segment(
+                segment_id, end=row.start + timedelta(seconds=info.duration_s),
+                duration_s=info.duration_s, size_bytes=info.file_size, codec=info.codec,
+                width=info.width, height=info.height, status=row.status,
+            )  # fmt: skip
+            done += 1
+        if done:
+            logger.info("volume %s: %d segment(s) completed from their files", volume_id, done)
+        return done
 
     # -- retention ----------------------------------------------------------------------------
 

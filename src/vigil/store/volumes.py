@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from vigil.store.db import Database
-from vigil.store.models import Segment, Volume
+from vigil.store.models import Segment, SegmentStatus, Volume
 from vigil.store.timestamps import to_us, utc_now
 
 
@@ -69,3 +69,14 @@ class VolumeStore:
                 .execution_options(synchronize_session=False)
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+    def unprobed(self, volume_id: str) -> list[tuple[int, str]]:
+        """(id, path) of the volume's closed rows never completed from their file (closed while
+        the disk was away): the caller probes them now that it is back."""
+        query = select(Segment.id, Segment.path).where(
+            Segment.volume == volume_id,
+            or_(Segment.size_bytes.is_(None), Segment.size_bytes == 0),
+            Segment.status.in_([SegmentStatus.COMPLETE.value, SegmentStatus.REPAIRED.value]),
+        )
+        with self._db.session() as session:
+            return [(row.id, row.path) for row in session.execute(query)]
