@@ -96,3 +96,26 @@ async def test_a_stream_without_recordings(api: Api) -> None:
     assert "error: no stream named 'nosuch' and no recordings of one (404)" in unknown.stderr
     empty = await _vigil(api, "recordings", "list", "yard")
     assert (empty.exit_code, empty.stderr.strip()) == (0, "no recordings of 'yard'")
+
+
+async def test_holds_are_added_listed_and_removed(api: Api) -> None:
+    added = await _vigil(api, "recordings", "hold", "--start", "2026-11-24T06:00:00Z",
+                         "--end", "2026-11-24T07:00:00Z", "--stream", "gate",
+                         "--reason", "break-in")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "keeps gate from 2026-11-24 06:00:00" in added.stderr
+    listed = await _vigil(api, "recordings", "holds", "--json")
+    holds = json.loads(listed.stdout)
+    assert [(h["stream"], h["reason"], h["until"]) for h in holds] == [("gate", "break-in", None)]
+    table = await _vigil(api, "recordings", "holds")
+    assert "break-in" in table.stdout and "for ever" in table.stdout
+    removed = await _vigil(api, "recordings", "unhold", str(holds[0]["id"]))
+    assert removed.exit_code == 0
+    assert json.loads((await _vigil(api, "recordings", "holds", "--json")).stdout) == []
+    again = await _vigil(api, "recordings", "unhold", str(holds[0]["id"]))
+    assert again.exit_code == 1 and "no hold has id" in again.stderr
+
+
+async def test_a_hold_needs_a_range(api: Api) -> None:
+    ran = await _vigil(api, "recordings", "hold", "--start", "-1h")
+    assert ran.exit_code == 2 and "--start and --end are both needed" in ran.stderr

@@ -211,11 +211,11 @@ def stream_path(name: str, *rest: str) -> str:
 
 
 @contextmanager
-def connect(url: str, token: str | None) -> Iterator[Remote]:
+def connect(url: str, token: str | None, *, timeout: float = TIMEOUT_S) -> Iterator[Remote]:
     """A `Remote` for one command; a `RemoteError` inside ends the command with its message
     and exit code."""
     try:
-        with Remote(url, token) as remote:
+        with Remote(url, token, timeout=timeout) as remote:
             yield remote
     except RemoteError as error:
         fail(error)

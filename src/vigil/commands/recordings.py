@@ -1,4 +1,5 @@
-"""`vigil recordings list|gaps`: what a running Vigil recorded of a stream, through its API."""
+"""`vigil recordings list|gaps|holds|hold|unhold`: what a running Vigil recorded of a stream,
+and what retention must keep, through its API."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from vigil.commands.times import (
     EndOption,
     StartOption,
     check_range,
+    option_time,
     show_duration,
     show_size,
     show_time,
@@ -141,3 +143,75 @@ def _range(start: datetime | None, end: datetime | None) -> dict[str, str | int]
 
 def _in_range(start: datetime | None, end: datetime | None) -> str:
     return " in that range" if start is not None or end is not None else ""
+
+
+# -- holds: recordings retention must keep -------------------------------------------------
+
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(parser=option_time, metavar="TIME", show_default=False,
+                 help="Keep until (same forms as --start); default: for ever."),
+]  # fmt: skip
+
+
+@app.command("holds")
+def list_holds(
+    as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
+) -> None:
+    """Holds that keep recordings from retention."""
+    with connect(url, token) as remote:
+        holds: list[dict[str, Any]] = remote.get("/recordings/holds")
+    if as_json:
+        print_json(holds)
+        return
+    if not holds:
+        stderr.print("no holds")
+        return
+    table = Table("id", "stream", "from (UTC)", "to (UTC)", "until (UTC)", "reason")
+    for hold in holds:
+        table.add_row(str(hold["id"]), hold["stream"] or "(all)", show_time(hold["start"]),
+                      show_time(hold["end"]), show_time(hold["until"]) or "for ever",
+                      escape(hold["reason"]))  # fmt: skip
+    Console().print(table)
+
+
+@app.command("hold")
+def add_hold(
+    start: StartOption = None,
+    end: EndOption = None,
+    stream: Annotated[
+        str | None, typer.Option("--stream", help="Only this stream (default: every stream).")
+    ] = None,
+    until: UntilOption = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown in listings).")] = "",
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Keep the recordings of a time range from retention (operator token)."""
+    if start is None or end is None:
+        stderr.print("[red]error:[/] --start and --end are both needed")
+        raise typer.Exit(2)
+    check_range(start, end)
+    body: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "reason": reason}
+    if stream is not None:
+        body["stream"] = stream_path(stream).split("/")[2]  # validates the name
+    if until is not None:
+        body["until"] = until.isoformat()
+    with connect(url, token) as remote:
+        hold = remote.post("/recordings/holds", body)
+    stderr.print(f"hold {hold['id']} keeps {hold['stream'] or 'every stream'} from "
+                 f"{show_time(hold['start'])} to {show_time(hold['end'])}")  # fmt: skip
+
+
+@app.command("unhold")
+def remove_hold(
+    hold_id: Annotated[
+        int, typer.Argument(help="The hold's id (`vigil recordings holds`).", metavar="ID", min=1)
+    ],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Remove a hold; retention may then delete what it kept."""
+    with connect(url, token) as remote:
+        remote.delete(f"/recordings/holds/{hold_id}")
+    stderr.print(f"hold {hold_id} removed")

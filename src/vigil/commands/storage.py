@@ -23,7 +23,18 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
+from vigil.commands.client import (
+    DEFAULT_URL,
+    RemoteError,
+    TokenOption,
+    UrlOption,
+    connect,
+    fail,
+    print_json,
+)
+from vigil.commands.times import show_size, show_time
 from vigil.config import ResolvedConfig
 from vigil.recording.rebuild import (
     FoundVolume,
@@ -326,3 +337,99 @@ def _volume_json(result: VolumeResult) -> dict[str, Any]:
         "errors": result.errors,
         **counts,
     }
+
+
+# -- the API client: volumes of a running Vigil ------------------------------------------------
+
+VolumeArgument = Annotated[
+    str,
+    typer.Argument(help="The volume's id, or a unique prefix of it.", metavar="ID",
+                   show_default=False),
+]  # fmt: skip
+EJECT_TIMEOUT_S = 60.0
+ATTACH_TIMEOUT_S = 600.0
+ClientJsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
+]
+
+
+@app.command("status")
+def status_command(
+    as_json: ClientJsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
+) -> None:
+    """Volumes of a running Vigil: state, space, and what retention deleted (over its API)."""
+    with connect(url, token) as remote:
+        answer = remote.get("/storage")
+    if as_json:
+        print_json(answer)
+        return
+    table = Table("id", "path", "state", "used", "free", "reason", "deleted")
+    for volume in answer["volumes"]:
+        used = (
+            f"{show_size(volume['used_bytes'])} ({volume['usage_percent']:.0f}%)"
+            if volume["used_bytes"] is not None else ""
+        )  # fmt: skip
+        table.add_row(
+            (volume["id"] or "")[:8], escape(volume["path"]), volume["state"], used,
+            show_size(volume["free_bytes"]) if volume["free_bytes"] is not None else "",
+            escape(volume["reason"]), show_size(volume["bytes_deleted"]),
+        )  # fmt: skip
+    Console().print(table)
+    oldest = show_time(answer["oldest_recording"]) or "none"
+    Console(highlight=False).print(
+        f"policy {answer['policy']}; retention deleted {answer['segments_deleted']} segment(s), "
+        f"{show_size(answer['bytes_deleted'])}; oldest recording {oldest}"
+    )
+    if answer["blocked_streams"]:
+        stderr.print(
+            "[red]recording blocked (no space):[/] " + escape(", ".join(answer["blocked_streams"]))
+        )
+
+
+@app.command("eject")
+def eject_command(
+    volume: VolumeArgument,
+    as_json: ClientJsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Stop recording onto a volume; returns once it is safe to unmount (admin token)."""
+    # Vigil answers once the segments open there are finished: at their next keyframe.
+    with connect(url, token, timeout=EJECT_TIMEOUT_S) as remote:
+        answer = remote.post(f"/storage/volumes/{_volume_id(volume)}/eject")
+    if as_json:
+        print_json(answer)
+    else:
+        stderr.print(f"volume {answer['id']} at {escape(answer['path'])} is offline: "
+                     "it may be unmounted")  # fmt: skip
+
+
+@app.command("attach")
+def attach_command(
+    volume: VolumeArgument,
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            "--path", help="Where it is mounted now (default: where it was).", show_default=False
+        ),
+    ] = None,
+    as_json: ClientJsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Bring a volume back (at its old path or a new one); its recordings are listed again."""
+    body = None if path is None else {"path": str(path.absolute())}
+    # Attaching reindexes the volume's files the index does not know: it may take a while.
+    with connect(url, token, timeout=ATTACH_TIMEOUT_S) as remote:
+        answer = remote.post(f"/storage/volumes/{_volume_id(volume)}/attach", body)
+    if as_json:
+        print_json(answer)
+    else:
+        stderr.print(f"volume {answer['id']} at {escape(answer['path'])} is {answer['state']}")
+
+
+def _volume_id(text: str) -> str:
+    value = text.strip().lower()
+    if not value or any(c not in "0123456789abcdef-" for c in value) or len(value) > 36:
+        fail(RemoteError(f"{text!r} is not a volume id (its UUID or a prefix of it)", EXIT_USAGE))
+    return value

@@ -264,6 +264,10 @@ class VolumePool:
                     self._fail(volume, exc)
             states = "; ".join(f"{v.path}: {v.state} ({v.reason})" for v in self._volumes)
             exhausted = self.exhausted
+            usable = any(v.state in USABLE for v in self._volumes)
+        if not usable:
+            # Nothing to wait for: the file open now must not stay on a volume leaving.
+            raise NoSpace(f"no usable volume ({states})", exhausted=True)
         self._on_no_room()
         if exhausted:
             raise NoSpace(f"no space: every volume is full and nothing can be deleted ({states})",
