@@ -24,7 +24,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -32,7 +32,12 @@ from pathlib import Path
 
 from vigil.config.resolve import VolumePlan
 from vigil.config.storage import PlacementPolicy
-from vigil.recording.identity import VolumeIdentityError, create_identity, read_identity
+from vigil.recording.identity import (
+    VolumeIdentity,
+    VolumeIdentityError,
+    create_identity,
+    read_identity,
+)
 from vigil.recording.paths import claim_segment_path
 from vigil.store.timestamps import utc_now
 
@@ -252,16 +257,19 @@ class VolumePool:
     def place(self, stream: str, start: datetime) -> tuple[Path, str]:
         """Claim the path of `stream`'s next segment on the best volume with room; return it
         and the volume's id. Raises `NoSpace` when no volume can take it (retention is asked
-        to make room at once)."""
+        to make room at once). File-system calls happen outside the lock: a disk that hangs
+        holds up only the streams placing onto it, not the pool."""
         with self._lock:
-            for volume in self._in_policy_order():
-                reason = self._refresh(volume)
-                if reason is not None or volume.id is None:
-                    continue
-                try:
-                    return claim_segment_path(volume.path, stream, start), volume.id
-                except OSError as exc:
+            candidates = [(v, v.path, v.id) for v in self._in_policy_order()]
+        for volume, path, volume_id in candidates:
+            if volume_id is None or self._refresh(volume, path) is not None:
+                continue
+            try:
+                return claim_segment_path(path, stream, start), volume_id
+            except OSError as exc:
+                with self._lock:
                     self._fail(volume, exc)
+        with self._lock:
             states = "; ".join(f"{v.path}: {v.state} ({v.reason})" for v in self._volumes)
             exhausted = self.exhausted
             usable = any(v.state in USABLE for v in self._volumes)
@@ -274,36 +282,42 @@ class VolumePool:
                           exhausted=True)  # fmt: skip
         raise NoSpace(f"no volume has room ({states})", exhausted=False)
 
-    def _in_policy_order(self) -> Iterator[Volume]:
+    def _in_policy_order(self) -> list[Volume]:
         # Full volumes too: retention may have made room since the last scan.
         ready = [v for v in self._volumes if v.state in USABLE and v.id is not None]
         if self._policy is PlacementPolicy.SPREAD:
             ready.sort(key=lambda v: (v.usage.percent if v.usage else 100.0, v.plan.priority))
         else:
             ready.sort(key=lambda v: v.plan.priority)  # stable: configuration order breaks ties
-        return iter(ready)
+        return ready
 
-    def _refresh(self, volume: Volume) -> str | None:
-        """Re-read the volume's usage; None if it may take a segment, else why not."""
+    def _refresh(self, volume: Volume, path: Path) -> str | None:
+        """Re-read the usage of `volume` (at `path`, read under the lock by the caller); None
+        if it may take a segment, else why not. Call without holding the lock."""
         try:
-            usage = _usage(volume.path)
+            usage: Usage | OSError = _usage(path)
         except OSError as exc:
-            self._fail(volume, exc)
-            return volume.reason
-        volume.usage = usage
-        full = volume.over_threshold(usage)
-        if full is not None:
-            self._set(volume, VolumeState.FULL, full)
-        elif volume.state is VolumeState.FULL:
-            self._set(volume, VolumeState.ONLINE, "ok")
-        return full
+            usage = exc
+        with self._lock:
+            if volume.path != path or volume.state not in USABLE:
+                return volume.reason  # it moved or left meanwhile
+            if isinstance(usage, OSError):
+                self._fail(volume, usage)
+                return volume.reason
+            volume.usage = usage
+            full = volume.over_threshold(usage)
+            if full is not None:
+                self._set(volume, VolumeState.FULL, full)
+            elif volume.state is VolumeState.FULL:
+                self._set(volume, VolumeState.ONLINE, "ok")
+            return full
 
     def refresh(self) -> None:
         """Re-read the usage of every usable volume (after retention deleted files)."""
         with self._lock:
-            for volume in self._volumes:
-                if volume.state in USABLE and volume.id is not None:
-                    self._refresh(volume)
+            usable = [(v, v.path) for v in self._volumes if v.state in USABLE and v.id is not None]
+        for volume, path in usable:
+            self._refresh(volume, path)
 
     # -- faults reported by recorders --------------------------------------------------------
 
@@ -321,12 +335,16 @@ class VolumePool:
             self._failed[location] = None
             while len(self._failed) > 256:
                 del self._failed[next(iter(self._failed))]
+            path = volume.path
+        usage: Usage | None = None
+        if no_space:
+            try:
+                usage = _usage(path)
+            except OSError:
+                usage = None
+        with self._lock:
             volume.write_errors += 1
             if no_space:
-                try:
-                    usage = _usage(volume.path)
-                except OSError:
-                    usage = None
                 if usage is not None:
                     volume.usage = usage
                     volume.space_floor = usage.free + max(usage.total // 100, ENOSPC_HEADROOM)
@@ -347,71 +365,45 @@ class VolumePool:
     # -- scanning (a worker thread) ----------------------------------------------------------
 
     def scan(self) -> list[VolumeChange]:
-        """Look at every volume (not ejecting) and update its state; returns what changed."""
+        """Look at every volume (not ejecting) and update its state; returns what changed.
+        The looking (stat, identity, statvfs) happens outside the lock."""
         with self._lock:
-            for volume in self._volumes:
-                if volume.state is not VolumeState.EJECTING:
-                    self._check(volume)
+            todo = [
+                (v, v.path, v.plan, self._expected_at(v), v.configured)
+                for v in self._volumes if v.state is not VolumeState.EJECTING
+            ]  # fmt: skip
+        seen = [(volume, path, _observe(path, plan, expected, configured))
+                for volume, path, plan, expected, configured in todo]  # fmt: skip
+        with self._lock:
+            for volume, path, observation in seen:
+                if volume.path == path and volume.state is not VolumeState.EJECTING:
+                    self._apply(volume, observation)
             return self.take_changes()
 
-    def _check(self, volume: Volume) -> None:
-        path = volume.path
-        try:
-            if volume.plan.implicit:
-                path.mkdir(parents=True, exist_ok=True)
-            info = os.stat(path)
-        except FileNotFoundError:
-            self._go_away(volume, f"{path} does not exist (not mounted?)")
+    def _apply(self, volume: Volume, seen: _Observation) -> None:
+        """Update `volume` from what `_observe` found (under the lock)."""
+        if seen.gone is not None:
+            self._go_away(volume, seen.gone)
             return
-        except OSError as exc:
-            self._fail(volume, exc)
+        if seen.failed is not None:
+            self._set(volume, VolumeState.FAILED, seen.failed)
             return
-        try:
-            identity = read_identity(path)
-            if identity is None:
-                expected = self._expected_at(volume)
-                if expected is not None:
-                    self._go_away(
-                        volume,
-                        f"{path} no longer holds volume {expected} (identity file missing: "
-                        "disk not mounted?)",
-                    )
-                    return
-                if not volume.configured:
-                    self._go_away(volume, f"{path} holds no Vigil volume")
-                    return
-                if volume.plan.require_mount and _mount_point(path) == Path("/"):
-                    self._go_away(
-                        volume,
-                        f"{path} is on the root file system, not on a mounted disk "
-                        "(require_mount): nothing is recorded there until one is mounted",
-                    )
-                    return
-                identity = create_identity(path)
-                logger.info("volume %s: new volume %s", path, identity.id)
-        except VolumeIdentityError as exc:
-            self._set(volume, VolumeState.FAILED, str(exc))
-            return
-        except OSError as exc:
-            self._fail(volume, exc)
-            return
+        identity, usage = seen.identity, seen.usage
+        assert identity is not None and usage is not None
+        if seen.created:
+            logger.info("volume %s: new volume %s", volume.path, identity.id)
         if volume.id is not None and identity.id != volume.id:
             if volume.state in USABLE:
-                self._go_away(volume, f"{path} now holds another volume ({identity.id})")
+                self._go_away(volume, f"{volume.path} now holds another volume ({identity.id})")
             volume.id, volume.ejected = identity.id, False  # the slot holds another disk now
         if volume.ejected:
             return  # still there: it stays offline until it has been removed (or attached)
-        newly = volume.id is None or volume.device != info.st_dev or volume.state not in USABLE
-        if newly and not os.access(path, os.W_OK):
-            self._set(volume, VolumeState.FAILED, f"{path} is not writable")
+        newly = volume.id is None or volume.device != seen.device or volume.state not in USABLE
+        if newly and not seen.writable:
+            self._set(volume, VolumeState.FAILED, f"{volume.path} is not writable")
             return
-        volume.id, volume.device = identity.id, info.st_dev
-        self._known[identity.id] = str(path)
-        try:
-            usage = _usage(path)
-        except OSError as exc:
-            self._fail(volume, exc)
-            return
+        volume.id, volume.device = identity.id, seen.device
+        self._known[identity.id] = str(volume.path)
         volume.usage = usage
         full = volume.over_threshold(usage)
         if full is not None:
@@ -483,12 +475,13 @@ class VolumePool:
         """Check that `path` (default: where the volume was last seen) holds volume
         `volume_id`; returns the volume and its previous path when it moved."""
         with self._lock:
-            volume = self._by_id_or_known(volume_id)
+            volume = self._by_id(volume_id)
             target = path if path is not None else volume.path
-            try:
-                identity = read_identity(target)
-            except (OSError, VolumeIdentityError) as exc:
-                raise VolumeError(f"cannot read the identity at {target}: {exc}") from exc
+        try:
+            identity = read_identity(target)
+        except (OSError, VolumeIdentityError) as exc:
+            raise VolumeError(f"cannot read the identity at {target}: {exc}") from exc
+        with self._lock:
             if identity is None:
                 raise VolumeError(f"{target} holds no Vigil volume (no identity file)")
             if identity.id != volume.id:
@@ -496,13 +489,10 @@ class VolumePool:
             if volume.state in USABLE and target == volume.path:
                 raise VolumeError(f"volume {volume.id} is already attached at {target}")
             clash = next(
-                (
-                    v
-                    for v in self._volumes
-                    if v is not volume and v.path == target and v.state in USABLE
-                ),
+                (v for v in self._volumes
+                 if v is not volume and v.path == target and v.state in USABLE),
                 None,
-            )
+            )  # fmt: skip
             if clash is not None:
                 raise VolumeError(f"{target} is in use by volume {clash.id}")
             previous = volume.path if target != volume.path else None
@@ -525,17 +515,74 @@ class VolumePool:
             volume.ejected = False
             volume.device = None
             self._known[volume_id] = str(path)
-            self._check(volume)
+            plan, expected = volume.plan, self._expected_at(volume)
+        seen = _observe(path, plan, expected, configured=False)
+        with self._lock:
+            self._apply(volume, seen)
             if volume.state not in USABLE:
                 raise VolumeError(f"volume {volume.id} at {path}: {volume.state} ({volume.reason})")
             return _view(volume)
 
-    def _by_id_or_known(self, volume_id: str) -> Volume:
-        return self._by_id(volume_id)
-
     def known(self) -> dict[str, str]:
         with self._lock:
             return dict(self._known)
+
+
+@dataclass(frozen=True, slots=True)
+class _Observation:
+    """What one look at a volume's directory found (made without the pool's lock)."""
+
+    gone: str | None = None  # not there (why)
+    failed: str | None = None  # there but failing (why)
+    identity: VolumeIdentity | None = None
+    created: bool = False  # the identity was written just now
+    device: int | None = None
+    writable: bool = False
+    usage: Usage | None = None
+
+
+def _observe(path: Path, plan: VolumePlan, expected: str | None, configured: bool) -> _Observation:
+    """Look at the directory of a volume: is it there, whose is it, how full. `expected` is the
+    id that was last seen there (a missing identity then means the disk is not mounted);
+    only a `configured` volume's directory may be given a new identity."""
+    try:
+        if plan.implicit:
+            path.mkdir(parents=True, exist_ok=True)
+        info = os.stat(path)
+    except FileNotFoundError:
+        return _Observation(gone=f"{path} does not exist (not mounted?)")
+    except OSError as exc:
+        return _error(path, exc)
+    created = False
+    try:
+        identity = read_identity(path)
+        if identity is None:
+            if expected is not None:
+                return _Observation(
+                    gone=f"{path} no longer holds volume {expected} (identity file missing: "
+                    "disk not mounted?)"
+                )
+            if not configured:
+                return _Observation(gone=f"{path} holds no Vigil volume")
+            if plan.require_mount and _mount_point(path) == Path("/"):
+                return _Observation(
+                    gone=f"{path} is on the root file system, not on a mounted disk "
+                    "(require_mount): nothing is recorded there until one is mounted"
+                )
+            identity, created = create_identity(path), True
+        usage = _usage(path)
+    except VolumeIdentityError as exc:
+        return _Observation(failed=str(exc))
+    except OSError as exc:
+        return _error(path, exc)
+    return _Observation(identity=identity, created=created, device=info.st_dev,
+                        writable=os.access(path, os.W_OK), usage=usage)  # fmt: skip
+
+
+def _error(path: Path, exc: OSError) -> _Observation:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return _Observation(gone=f"{path} is gone ({exc.strerror})")
+    return _Observation(failed=f"{path}: {exc.strerror or exc}")
 
 
 def _usage(path: Path) -> Usage:
