@@ -66,6 +66,7 @@ class StartupSummary:
     version: str
     recording_root: str
     database: str
+    volumes: list[str]  # one line per volume: path, state (and why when not online)
     api_url: str
     streams: int
     simulator_urls: list[str]
@@ -181,6 +182,11 @@ class Vigil:
         return StartupSummary(
             version=__version__,
             recording_root=str(cfg.recording_root),
+            volumes=[
+                f"{v.path} ({v.state.value}"
+                + (f": {v.reason})" if v.state.value != "online" else ")")
+                for v in (self.storage.pool.views() if self.storage is not None else [])
+            ],
             database=str(cfg.database_path),
             api_url=self.api.url if self.api is not None else "",
             streams=sum(1 for plan in effective.streams if plan.enabled),

@@ -128,7 +128,8 @@ async def _serve(resolved: ResolvedConfig, config_path: Path | None) -> int:
     try:
         summary = await vigil.start()
         console.print(f"[bold]Vigil {summary.version}[/] is recording {summary.streams} stream(s)")
-        console.print(f"  recordings: {summary.recording_root}")
+        for index, volume in enumerate(summary.volumes or [summary.recording_root]):
+            console.print(f"  {'recordings:' if index == 0 else '':<11} {volume}")
         console.print(f"  database:   {summary.database}")
         console.print(f"  API:        {summary.api_url}  (docs: {summary.api_url}/docs)")
         if summary.simulator_urls:
