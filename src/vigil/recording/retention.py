@@ -1,9 +1,9 @@
 """Retention: delete the oldest recordings when they are too old or their space is needed.
 
-Two rules, run together on the DB-writer thread (every `storage.check_interval_s`, and at once
-when a recorder finds no volume with room):
+Two rules, run on the DB-writer thread (every `storage.check_interval_s`, and at once when a
+recorder finds no volume with room):
 
-- by age: a stream's segments that ended more than its `retain_days` ago go;
+- by age (once a minute): a stream's segments that ended more than its `retain_days` ago go;
 - by space: when no usable volume can take a new segment (each is over its thresholds), the
   oldest segments across all usable volumes go until one volume has room again, plus a margin
   (1 % of its size) so that it does not flap between full and not full with every segment.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from vigil.store.timestamps import to_us, utc_now
 logger = logging.getLogger(__name__)
 
 BATCH = 32
+AGE_INTERVAL_S = 60.0
 # Per run, at most this many segments go by age (the rest on the next run: keeps a first run
 # over years of expired recordings from holding the DB writer for minutes).
 MAX_AGE_DELETES_PER_RUN = 2000
@@ -80,6 +82,7 @@ class Retention:
         self._clock = clock
         self.total_segments = 0
         self.total_bytes = 0
+        self._age_due: float | None = None  # monotonic time the age rule runs next
 
     def run(self) -> RetentionReport:
         report = RetentionReport()
@@ -87,7 +90,13 @@ class Retention:
         holds = self._holds.list(active_at=now)
         writing = self._writing()
         usable = self._pool.usable()
-        self._by_age(now, holds, writing, usable, report)
+        # Age is checked once a minute (a query per stream), or sooner while a backlog remains;
+        # space on every run (it costs nothing until a volume lacks room).
+        tick = time.monotonic()
+        if self._age_due is None or tick >= self._age_due:
+            self._by_age(now, holds, writing, usable, report)
+            backlog = report.by_age >= MAX_AGE_DELETES_PER_RUN
+            self._age_due = tick + (0 if backlog else AGE_INTERVAL_S)
         self._by_space(holds, writing, report)
         self.total_segments += report.segments
         self.total_bytes += report.bytes
