@@ -33,6 +33,7 @@ from vigil.ops.archive import (
     verify_archive,
 )
 from vigil.ops.backup import NAME_TIME_FORMAT
+from vigil.store.recovery import database_in_use as _in_use
 from vigil.store.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
@@ -58,19 +59,13 @@ class RestoreResult:
 
 
 def database_in_use(path: Path) -> bool:
-    """True when another connection, in this process or any other, has the database open.
-
-    A WAL-mode connection keeps a shared lock on the database file from its first read until it
-    is closed, and Vigil opens its database in WAL mode and reads it every second, so a running
-    Vigil always holds one. Asking SQLite for an exclusive lock (``locking_mode=EXCLUSIVE``,
-    no waiting) therefore fails exactly while someone uses the file. Unlike probing the API this
-    does not depend on the listen address, a token, or which configuration the other process
-    was started with; unlike a PID or lock file it cannot go stale after a crash (the kernel
-    drops the locks of a dead process). A damaged file SQLite cannot read counts as not in use:
-    no healthy Vigil is running on it.
-    """
-    if not path.exists():
-        return False
+    """True when another connection, in this process or any other, has the database open
+    (SQLite's own lock: see `vigil.store.recovery.database_in_use`, which also never opens a
+    file that is not a WAL database, so a damaged file's log is left as it is)."""
+    try:
+        return _in_use(path)
+    except (sqlite3.Error, OSError) as error:
+        raise BackupError(f"cannot check whether database {path} is in use: {error}") from None
     try:
         connection = sqlite3.connect(
             path.resolve().as_uri() + "?mode=rw", uri=True, timeout=0, isolation_level=None
