@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select
 
 from vigil.store.db import Database
 from vigil.store.models import Gap, Segment, SegmentStatus
@@ -52,16 +52,7 @@ class RetentionStore:
     ) -> list[Candidate]:
         """The volume's oldest finished segments (by start, then id), after `after`."""
         query = select(Segment).where(Segment.volume == volume, _CLOSED)
-        if after is not None:
-            query = query.where(
-                or_(
-                    Segment.start_us > after[0],
-                    and_(Segment.start_us == after[0], Segment.id > after[1]),
-                )
-            )
-        query = query.order_by(Segment.start_us, Segment.id).limit(limit)
-        with self._db.session() as session:
-            return _candidates(list(session.scalars(query)))
+        return self._page(query, after, limit)
 
     def expired(
         self, stream: str, before_us: int, *, after: tuple[int, int] | None = None,
@@ -72,6 +63,12 @@ class RetentionStore:
             Segment.stream == stream, _CLOSED, Segment.start_us < before_us,
             or_(Segment.end_us.is_(None), Segment.end_us <= before_us),
         )  # fmt: skip
+        return self._page(query, after, limit)
+
+    def _page(
+        self, query: Select[tuple[Segment]], after: tuple[int, int] | None, limit: int
+    ) -> list[Candidate]:
+        """`query`'s rows by (start, id), from after `after` (keyset paging), `limit` of them."""
         if after is not None:
             query = query.where(
                 or_(
