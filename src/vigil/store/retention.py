@@ -66,7 +66,7 @@ class RetentionStore:
         return self._page(query, after, limit)
 
     def _page(
-        self, query: Select[tuple[Segment]], after: tuple[int, int] | None, limit: int
+        self, query: Select[Segment], after: tuple[int, int] | None, limit: int
     ) -> list[Candidate]:
         """`query`'s rows by (start, id), from after `after` (keyset paging), `limit` of them."""
         if after is not None:
