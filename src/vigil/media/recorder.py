@@ -283,18 +283,23 @@ class RecordingBranch:
                 GLib.source_remove(self._timer_id)
                 self._timer_id = None
         if chain is not None:
-            unlinked = threading.Event()
-
-            def _on_idle(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-                pad.unlink(chain.pad)
-                unlinked.set()
-                return Gst.PadProbeReturn.REMOVE
-
-            self._out.add_probe(Gst.PadProbeType.IDLE, _on_idle)
-            if not unlinked.wait(timeout):
-                logger.warning("%s: recording input not idle within %.1f s", self.stream, timeout)
+            self._unlink_when_idle(chain, timeout)
             chain.pad.send_event(Gst.Event.new_eos())
         self._arm()
+
+    def _unlink_when_idle(self, chain: _FileChain, timeout: float) -> None:
+        """Unlink the branch input from `chain` between two buffers (none is cut in half)."""
+        unlinked = threading.Event()
+
+        def _on_idle(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            if pad.get_peer() == chain.pad:
+                pad.unlink(chain.pad)
+            unlinked.set()
+            return Gst.PadProbeReturn.REMOVE
+
+        self._out.add_probe(Gst.PadProbeType.IDLE, _on_idle)
+        if not unlinked.wait(timeout):
+            logger.warning("%s: recording input not idle within %.1f s", self.stream, timeout)
 
     def rotate(self) -> None:
         """Start the next segment at the next keyframe (its file placed anew): how a stream
@@ -320,17 +325,7 @@ class RecordingBranch:
                 self._file = None
                 self._split_at = None
         if current:
-            unlinked = threading.Event()
-
-            def _on_idle(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-                if pad.get_peer() == chain.pad:
-                    pad.unlink(chain.pad)
-                unlinked.set()
-                return Gst.PadProbeReturn.REMOVE
-
-            self._out.add_probe(Gst.PadProbeType.IDLE, _on_idle)
-            if not unlinked.wait(timeout):
-                logger.warning("%s: recording input not idle within %.1f s", self.stream, timeout)
+            self._unlink_when_idle(chain, timeout)
             clock_duration = (_now_running_time(self.bin) - chain.start_running_time) / Gst.SECOND
             chain.duration_s = max(0.0, clock_duration)
         with self._lock:

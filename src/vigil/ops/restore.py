@@ -66,25 +66,6 @@ def database_in_use(path: Path) -> bool:
         return _in_use(path)
     except (sqlite3.Error, OSError) as error:
         raise BackupError(f"cannot check whether database {path} is in use: {error}") from None
-    try:
-        connection = sqlite3.connect(
-            path.resolve().as_uri() + "?mode=rw", uri=True, timeout=0, isolation_level=None
-        )
-    except sqlite3.Error as error:
-        raise BackupError(f"cannot open database {path} to check it is unused: {error}") from None
-    try:
-        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
-        connection.execute("BEGIN EXCLUSIVE")
-        connection.execute("ROLLBACK")
-    except sqlite3.Error as error:
-        if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return True
-        if error.sqlite_errorcode in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
-            return False
-        raise BackupError(f"cannot check whether database {path} is in use: {error}") from None
-    finally:
-        connection.close()
-    return False
 
 
 def _with_suffix(path: Path, suffix: str) -> Path:
