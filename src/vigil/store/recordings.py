@@ -10,14 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from vigil.config.recording import MAX_SEGMENT_SECONDS
 from vigil.store.db import Database
 from vigil.store.models import Gap, Segment, SegmentStatus
 from vigil.store.timestamps import from_us, to_us, utc_now
 
 Clock = Callable[[], datetime]
+
+# Segments are cut after at most MAX_SEGMENT_SECONDS (one keyframe later); twice that bounds
+# every segment, even one kept growing while no volume had room for the next.
+LONGEST_SEGMENT_US = 2 * MAX_SEGMENT_SECONDS * 1_000_000
 
 
 class SegmentNotFoundError(LookupError):
@@ -47,6 +53,18 @@ class SegmentRow:
     closed_at: datetime | None
     note: str | None
     volume: str | None = None  # id of the volume the file is on; None: not known
+
+    @classmethod
+    def from_columns(cls, row: Any) -> SegmentRow:
+        """From a result row of the `segments` table's columns (no ORM object built)."""
+        return cls(
+            id=row.id, stream=row.stream, path=Path(row.path), start=from_us(row.start_us),
+            end=None if row.end_us is None else from_us(row.end_us), duration_s=row.duration_s,
+            size_bytes=row.size_bytes, codec=row.codec, width=row.width, height=row.height,
+            status=SegmentStatus(row.status), created_at=from_us(row.created_at_us),
+            closed_at=None if row.closed_at_us is None else from_us(row.closed_at_us),
+            note=row.note, volume=row.volume,
+        )  # fmt: skip
 
     @classmethod
     def from_model(cls, segment: Segment) -> SegmentRow:
@@ -269,15 +287,20 @@ class SegmentStore:
         if after is not None:
             after_us, after_id = to_us(after[0]), after[1]
             query = query.where(
+                # The plain bound lets SQLite seek in the index; the OR alone it cannot use.
+                Segment.start_us >= after_us,
                 or_(
                     Segment.start_us > after_us,
                     and_(Segment.start_us == after_us, Segment.id > after_id),
-                )
+                ),
             )
         if end is not None:
             query = query.where(Segment.start_us < to_us(end))
         if start is not None:
             start_us = to_us(start)
+            # No segment is longer than LONGEST_SEGMENT: rows that start earlier cannot reach
+            # `start`, and saying so turns a walk from the stream's first segment into a seek.
+            query = query.where(Segment.start_us >= start_us - LONGEST_SEGMENT_US)
             query = query.where(
                 or_(
                     Segment.end_us > start_us,
@@ -292,7 +315,9 @@ class SegmentStore:
             )
         query = query.order_by(Segment.start_us, Segment.id).limit(limit).offset(offset)
         with self._db.session() as session:
-            return [SegmentRow.from_model(segment) for segment in session.scalars(query)]
+            # Plain rows, not ORM objects: building a thousand of those cost more than the SQL.
+            rows = session.execute(query.with_only_columns(*Segment.__table__.columns))
+            return [SegmentRow.from_columns(row) for row in rows]
 
     def has_segments(self, stream: str) -> bool:
         """True if any row (of any status) belongs to `stream`."""

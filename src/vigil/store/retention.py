@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, delete, func, or_, select
 
 from vigil.store.db import Database
-from vigil.store.models import Gap, Segment, SegmentStatus
+from vigil.store.models import Gap, Segment, SegmentStatus, Volume
 from vigil.store.timestamps import from_us
 
 
@@ -71,10 +71,11 @@ class RetentionStore:
         """`query`'s rows by (start, id), from after `after` (keyset paging), `limit` of them."""
         if after is not None:
             query = query.where(
+                Segment.start_us >= after[0],  # a bound the index can seek to (the OR is not)
                 or_(
                     Segment.start_us > after[0],
                     and_(Segment.start_us == after[0], Segment.id > after[1]),
-                )
+                ),
             )
         query = query.order_by(Segment.start_us, Segment.id).limit(limit)
         with self._db.session() as session:
@@ -105,7 +106,17 @@ class RetentionStore:
             return int(getattr(result, "rowcount", 0) or 0)
 
     def oldest_start(self) -> datetime | None:
-        """Start of the oldest recording still indexed (any stream)."""
+        """Start of the oldest recording still indexed (any stream). One index seek per volume
+        (`min` over `(volume, start_us)`), not a scan of the whole index."""
         with self._db.session() as session:
-            value = session.scalar(select(func.min(Segment.start_us)))
-        return None if value is None else from_us(value)
+            volumes: list[str | None] = [*session.scalars(select(Volume.id)), None]
+            firsts = [
+                session.scalar(
+                    select(func.min(Segment.start_us)).where(
+                        Segment.volume.is_(None) if volume is None else Segment.volume == volume
+                    )
+                )
+                for volume in volumes
+            ]
+        values = [value for value in firsts if value is not None]
+        return from_us(min(values)) if values else None
