@@ -1,5 +1,5 @@
 # Convenience wrappers around ./dev (which works without make on a fresh machine).
-.PHONY: run test bench bench-recovery bench-soak check doctor
+.PHONY: run test bench bench-recovery bench-soak bench-storage check doctor
 run:
 	./dev run
 test:
@@ -7,10 +7,13 @@ test:
 bench:
 	./dev bench recording
 	./dev bench recovery
+	./dev bench storage
 bench-recovery:
 	./dev bench recovery
 bench-soak:
 	./dev bench soak
+bench-storage:
+	./dev bench storage
 check:
 	./dev check
 doctor:
