@@ -179,3 +179,30 @@ def test_nothing_deletable_reports_exhausted(tmp_path: Path, db: Database) -> No
 
         assert report.exhausted and pool.exhausted and report.segments == 0
         assert held.exists()
+
+
+@requires_mount
+def test_held_segments_at_the_head_are_not_walked_again(tmp_path: Path, db: Database) -> None:
+    with mounts() as made:
+        disk = made.tmpfs(tmp_path / "disk", 16)
+        pool = VolumePool((VolumePlan(path=disk, min_free_bytes=8 * MIB, max_usage_percent=100),))
+        pool.scan()
+        segments = SegmentStore(db)
+        starts = [NOW - timedelta(hours=1) + timedelta(minutes=m) for m in range(8)]
+        paths = [_record(pool, segments, "cam", start, MIB // 2) for start in starts]
+        HoldStore(db).add(stream="cam", start=starts[0], end=starts[4], until=None,
+                          reason="incident")  # fmt: skip
+        ballast = fill(disk, leave_bytes=7 * MIB)
+        pool.refresh()
+        retention = _retention(pool, db)
+
+        first = retention.run()
+        assert first.held == 4 and first.by_space >= 1
+        assert all(p.exists() for p in paths[:4]) and not paths[4].exists()
+
+        ballast.unlink()  # then the disk fills again
+        fill(disk, leave_bytes=7 * MIB)
+        pool.refresh()
+        second = retention.run()
+        assert second.held == 0, "the held head was walked again"
+        assert second.by_space >= 1 and all(p.exists() for p in paths[:4])

@@ -35,6 +35,8 @@ from vigil.media.messages import (
 
 logger = logging.getLogger(__name__)
 
+# A segment whose successor finds no room keeps growing at most this many times its length.
+GROW_LIMIT_SEGMENTS = 2
 # Arm the keyframe probe this long before a segment is due (wall and media clocks differ a bit).
 ARM_EARLY_S = 0.5
 MP4_FORMATS = (
@@ -141,7 +143,7 @@ class RecordingBranch:
         try:
             self._start_file(caps, running_time)
         except PlacementRefused as refused:
-            return self._refused(pad, refused)
+            return self._refused(pad, refused, running_time)
         except Exception:  # never let an exception escape into the streaming thread
             logger.exception("%s: cannot open the next segment", self.stream)
             return Gst.PadProbeReturn.DROP if self._file is None else Gst.PadProbeReturn.OK
@@ -152,11 +154,17 @@ class RecordingBranch:
             self._probe_id = None
         return Gst.PadProbeReturn.REMOVE
 
-    def _refused(self, pad: Gst.Pad, refused: PlacementRefused) -> Gst.PadProbeReturn:
-        """No file can be opened: keep the open one growing, or finish it and drop video."""
+    def _refused(
+        self, pad: Gst.Pad, refused: PlacementRefused, running_time: int
+    ) -> Gst.PadProbeReturn:
+        """No file can be opened: keep the open one growing (while retention makes room, up to
+        twice its length: the index relies on segments being bounded), or finish it and drop
+        video until a file can be opened."""
         chain = self._file
         if chain is not None and not refused.finish_current:
-            return Gst.PadProbeReturn.OK  # the next keyframe asks again
+            age = running_time - chain.start_running_time
+            if age < GROW_LIMIT_SEGMENTS * self.spec.segment_seconds * Gst.SECOND:
+                return Gst.PadProbeReturn.OK  # the next keyframe asks again
         if chain is not None:
             with self._lock:
                 self._file = None

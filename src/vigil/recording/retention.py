@@ -83,6 +83,9 @@ class Retention:
         self.total_segments = 0
         self.total_bytes = 0
         self._age_due: float | None = None  # monotonic time the age rule runs next
+        # Per volume, the last of the held segments at its head (valid for these holds).
+        self._held_signature: tuple[tuple[int, datetime | None], ...] = ()
+        self._held_head: dict[str, tuple[int, int]] = {}
 
     def run(self) -> RetentionReport:
         report = RetentionReport()
@@ -133,7 +136,15 @@ class Retention:
             self._pool.exhausted = False
             return
         usable = self._pool.usable()
-        cursors: dict[str, tuple[int, int] | None] = {volume: None for volume in wanted}
+        # Held segments at the head of a volume stay held while the holds do: a pass starts
+        # after those the last pass found (with the same holds), instead of walking them again.
+        signature = tuple((h.id, h.until) for h in holds)
+        if signature != self._held_signature:
+            self._held_signature, self._held_head = signature, {}
+        cursors: dict[str, tuple[int, int] | None] = {
+            volume: self._held_head.get(volume) for volume in wanted
+        }
+        all_held = set(wanted)  # volumes whose candidates so far were all held
         heap: list[tuple[int, int, str, Candidate]] = []
         for volume in wanted:
             self._fill(heap, volume, cursors)
@@ -146,9 +157,15 @@ class Retention:
             while heap and len(batch) < BATCH:
                 _start, _id, volume, candidate = heapq.heappop(heap)
                 looked += 1
+                held_before = report.held
                 if self._deletable(candidate, holds, writing, usable, report):
                     batch.append(candidate)
                     freed[volume] = freed.get(volume, 0) + max(1, candidate.size_bytes)
+                if volume in all_held:
+                    if report.held > held_before:
+                        self._held_head[volume] = (candidate.start_us, candidate.id)
+                    else:
+                        all_held.discard(volume)
                 if not any(item[2] == volume for item in heap):
                     self._fill(heap, volume, cursors)
                 if any(freed.get(v, 0) >= need for v, need in wanted.items()):
