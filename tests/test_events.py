@@ -104,7 +104,8 @@ def _every_event_type() -> list[type[Event]]:
 
 AT = datetime(2026, 11, 24, 12, 0, 0, 250000, tzinfo=UTC)
 SAMPLES: dict[Any, Any] = {
-    str: "text", int: 7, float: 1.5, bool: True, datetime: AT, datetime | None: AT, tuple[str, ...]: ("a", "b"),
+    str: "text", int: 7, float: 1.5, bool: True, datetime: AT, datetime | None: AT,
+    tuple[str, ...]: ("a", "b"),
 }  # fmt: skip
 
 
