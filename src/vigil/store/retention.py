@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select, text
 
 from vigil.store.db import Database
-from vigil.store.models import Gap, Segment, SegmentStatus, Volume
+from vigil.store.models import Gap, Segment, SegmentStatus
 from vigil.store.timestamps import from_us
 
 
@@ -28,6 +28,19 @@ class Candidate:
 
 
 _CLOSED = Segment.status != SegmentStatus.OPEN.value
+
+
+# The distinct volumes of the segments by skipping through `(volume, start_us)`: one seek per
+# volume instead of a scan of every row (SQLite's DISTINCT would read the whole index).
+_DISTINCT_VOLUMES = """
+WITH RECURSIVE v(volume) AS (
+    SELECT min(volume) FROM segments
+    UNION ALL
+    SELECT (SELECT min(volume) FROM segments WHERE volume > v.volume) FROM v
+    WHERE v.volume IS NOT NULL
+)
+SELECT volume FROM v WHERE volume IS NOT NULL
+"""
 
 
 def _candidates(rows: Sequence[Segment]) -> list[Candidate]:
@@ -106,10 +119,10 @@ class RetentionStore:
             return int(getattr(result, "rowcount", 0) or 0)
 
     def oldest_start(self) -> datetime | None:
-        """Start of the oldest recording still indexed (any stream). One index seek per volume
-        (`min` over `(volume, start_us)`), not a scan of the whole index."""
+        """Start of the oldest recording still indexed (any stream). A few index seeks per
+        volume (`min` over `(volume, start_us)`), not a scan of the whole index."""
         with self._db.session() as session:
-            volumes: list[str | None] = [*session.scalars(select(Volume.id)), None]
+            volumes: list[str | None] = [*session.scalars(text(_DISTINCT_VOLUMES)), None]
             firsts = [
                 session.scalar(
                     select(func.min(Segment.start_us)).where(
