@@ -34,6 +34,7 @@ REQUIRED: dict[str, tuple[str, str]] = {
     "v4l2src": ("gstreamer1.0-plugins-good", "v4l2:// sources"),
     "h264parse": ("gstreamer1.0-plugins-bad", "H.264 parsing"),
     "h265parse": ("gstreamer1.0-plugins-bad", "H.265 parsing"),
+    "errorignore": ("gstreamer1.0-plugins-bad", "a failed disk write not stopping the camera"),
     "intervideosrc": ("gstreamer1.0-plugins-bad", "the simulator's --file"),
     "x265enc": ("gstreamer1.0-plugins-bad", "H.265 test sources and simulator"),
     "x264enc": ("gstreamer1.0-plugins-ugly", "H.264 test sources, simulator, raw sources"),
