@@ -34,6 +34,9 @@ from vigil.commands.client import (
     fail,
     print_json,
 )
+from vigil.commands.client import (
+    JsonOption as ClientJsonOption,
+)
 from vigil.commands.times import show_size, show_time
 from vigil.config import ResolvedConfig
 from vigil.recording.rebuild import (
@@ -348,9 +351,6 @@ VolumeArgument = Annotated[
 ]  # fmt: skip
 EJECT_TIMEOUT_S = 60.0
 ATTACH_TIMEOUT_S = 600.0
-ClientJsonOption = Annotated[
-    bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
-]
 
 
 @app.command("status")

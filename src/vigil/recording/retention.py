@@ -58,7 +58,6 @@ class RetentionReport:
     failed: int = 0  # files that could not be removed
     exhausted: bool = False  # space was needed and nothing could be deleted
     by_volume: dict[str, int] = field(default_factory=dict)
-    oldest_deleted_end: datetime | None = None
 
 
 class Retention:

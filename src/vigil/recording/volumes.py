@@ -220,10 +220,6 @@ class VolumePool:
                     return volume.id
         return None
 
-    def path_of(self, volume_id: str) -> Path:
-        with self._lock:
-            return self._by_id(volume_id).path
-
     def needing_space(self, margin_for: Callable[[Usage], int]) -> dict[str, int]:
         """When no volume can take a new segment with `margin_for(usage)` bytes of room: volume
         id → bytes retention should free there (every usable volume, so that the oldest
@@ -522,10 +518,6 @@ class VolumePool:
             if volume.state not in USABLE:
                 raise VolumeError(f"volume {volume.id} at {path}: {volume.state} ({volume.reason})")
             return _view(volume)
-
-    def known(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._known)
 
 
 @dataclass(frozen=True, slots=True)
