@@ -29,6 +29,7 @@ from vigil.events import EventBus, RecordingRepaired, utc_now
 from vigil.media import doctor, gst
 from vigil.media.export import write_mp4
 from vigil.media.mainloop import GLibLoopThread
+from vigil.media.relay import RelayHub
 from vigil.observability import tracing
 from vigil.observability.event_log import EventLog
 from vigil.ops.backup import BackupScheduler
@@ -40,6 +41,7 @@ from vigil.recording.retention import Retention
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.recording.storage import StorageManager
 from vigil.recording.volumes import VolumePool
+from vigil.serve.sessions import SessionRegistry
 from vigil.store.db import Database
 from vigil.store.events import EventStore
 from vigil.store.holds import HoldStore
@@ -103,6 +105,9 @@ class Vigil:
         self.event_log: EventLog | None = None
         self._ready = False
         self._glib = GLibLoopThread()
+        # Where each stream's video meets its viewers (and a publisher meets its stream).
+        self.relays = RelayHub()
+        self.sessions = SessionRegistry()
         self._simulator: SimulatorProcess | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         # Pipeline set-up and tear-down block (state changes, EOS drains): give them threads
@@ -165,12 +170,14 @@ class Vigil:
         effective = await self.desired.load()
         self.streams = StreamManager(
             bus=self.bus, index=self.index, media_executor=self._media,
-            volumes=self.storage.pool,
+            volumes=self.storage.pool, relays=self.relays,
         )  # fmt: skip
         self.storage.attach_streams(self.streams.rotate)
         self.streams.start(list(effective.streams))
         self.desired.attach(self.streams)
         self.desired.watch()
+        await self._start_rtsp()
+        await self._start_webrtc()
         await self._start_api()
         self._ready = True
         if self._notifier is not None:
@@ -252,7 +259,7 @@ class Vigil:
             bus=self.bus, db=self.db, segments=self.segments, gaps=GapStore(self.db),
             tokens=tokens, streams=self.streams, version=__version__,
             recording_roots=roots, exports=self._exports, storage=self.storage,
-            holds=HoldStore(self.db),
+            holds=HoldStore(self.db), sessions=self.sessions,
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
             events_config=cfg.config.events, plugins=await self._plugin_report(),
@@ -274,6 +281,14 @@ class Vigil:
         )  # fmt: skip
         self.api = ApiServer(app, host, cfg.api.port)
         await self.api.start()
+
+    async def _start_rtsp(self) -> None:
+        """Serve every stream at rtsp://host:port/<name>, and take RTSP publishers."""
+        # (serve/rtsp_server.py)
+
+    async def _start_webrtc(self) -> None:
+        """WHEP playback and WHIP ingest, answered through the API's HTTP server."""
+        # (serve/webrtc/)
 
     def _log_repair(self, report: RepairReport) -> None:
         if not report.outcomes:

@@ -42,6 +42,8 @@ ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/v1/recordings/holds"): Role.VIEWER,
     ("POST", "/api/v1/recordings/holds"): Role.OPERATOR,
     ("DELETE", "/api/v1/recordings/holds/{hold_id}"): Role.OPERATOR,
+    ("GET", "/api/v1/sessions"): Role.OPERATOR,
+    ("DELETE", "/api/v1/sessions/{session_id}"): Role.OPERATOR,
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/streams"): {"name": "new", "source": "test://ball"},

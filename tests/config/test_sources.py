@@ -9,6 +9,7 @@ import pytest
 from vigil.config import (
     Codec,
     FileSource,
+    PublishSource,
     RtspSource,
     SourceSpec,
     TestSource,
@@ -46,6 +47,9 @@ from vigil.config import (
             "v4l2:///dev/video2?size=1920x1080&fps=30",
             V4l2Source(Path("/dev/video2"), width=1920, height=1080, fps=30),
         ),
+        ("publish", PublishSource()),
+        ("Publish", PublishSource()),
+        ("publish:?takeover=true", PublishSource(takeover=True)),
     ],
 )
 def test_parse_source(url: str, expected: SourceSpec) -> None:
@@ -71,7 +75,9 @@ def test_rtsp_keeps_transport(transport: Transport) -> None:
     ("url", "fragment"),
     [
         ("http://cam/x", "unsupported source scheme 'http'; allowed: rtsp://, rtsps://, file://"),
-        ("publish://gate", "unsupported source scheme 'publish'"),
+        ("publish://gate", "a publish source has no host or path"),
+        ("publish:?takeover=maybe", "takeover"),
+        ("publish:?owner=x", "unknown query parameter 'owner'"),
         ("gate", "source must be a URL"),
         ("", "source must be a URL"),
         ("192.0.2.1:554/x", "source must be a URL"),

@@ -18,6 +18,7 @@ from vigil.api.routes import (
     events,
     metrics,
     recordings,
+    sessions,
     snapshots,
     storage,
     streams,
@@ -83,6 +84,7 @@ def create_api(
     app.include_router(storage.router, prefix=API_PREFIX)  # before /recordings/{stream}
     app.include_router(recordings.router, prefix=API_PREFIX)
     app.include_router(snapshots.router, prefix=API_PREFIX)
+    app.include_router(sessions.router, prefix=API_PREFIX)
     return app
 
 

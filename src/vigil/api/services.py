@@ -14,6 +14,7 @@ from vigil.config.events import EventsConfig
 from vigil.events import EventBus
 from vigil.recording.export import Exporter
 from vigil.recording.storage import StorageManager
+from vigil.serve.sessions import SessionRegistry
 from vigil.store.db import Database
 from vigil.store.holds import HoldStore
 from vigil.store.recordings import GapStore, SegmentStore
@@ -68,6 +69,8 @@ class ApiServices:
     # Volumes, retention, eject/attach; None where the API is served without them (some tests).
     storage: StorageManager | None = None
     holds: HoldStore | None = None
+    # Open RTSP/WebRTC sessions; None where the API is served without the servers.
+    sessions: SessionRegistry | None = None
     # Exports by time range; None where the API is served without them (some tests).
     exports: Exporter | None = None
     # The configuration as desired (file + API overlay); None in tests that need no changes.

@@ -22,6 +22,7 @@ from vigil.config.schema import json_schema, reference_markdown
 from vigil.config.simulator import SimulatorConfig
 from vigil.config.sources import (
     FileSource,
+    PublishSource,
     RtspSource,
     SourceSpec,
     TestSource,
@@ -45,6 +46,7 @@ __all__ = [
     "LogConfig",
     "LogFormat",
     "LogLevel",
+    "PublishSource",
     "RecordingConfig",
     "ResolvedConfig",
     "RtspSource",

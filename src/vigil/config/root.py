@@ -15,10 +15,12 @@ from vigil.config.events import EventsConfig
 from vigil.config.ingest import IngestConfig
 from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
+from vigil.config.rtsp import RtspServerConfig
 from vigil.config.simulator import SimulatorConfig
 from vigil.config.storage import StorageConfig
 from vigil.config.streams import StreamConfig
 from vigil.config.tracing import TracingConfig
+from vigil.config.webrtc import WebRtcConfig
 
 
 class VigilConfig(BaseConfig):
@@ -55,6 +57,14 @@ class VigilConfig(BaseConfig):
         description="OpenTelemetry traces of API requests and control operations (off by default).",
     )
     api: ApiConfig = Field(default_factory=ApiConfig, description="The HTTP API.")
+    rtsp: RtspServerConfig = Field(
+        default_factory=RtspServerConfig,
+        description="The RTSP server: every stream re-served, and RTSP publishers taken in.",
+    )
+    webrtc: WebRtcConfig = Field(
+        default_factory=WebRtcConfig,
+        description="WebRTC: WHEP playback and WHIP ingest on the API's HTTP server.",
+    )
     events: EventsConfig = Field(
         default_factory=EventsConfig, description="Event history and live event clients."
     )

@@ -8,6 +8,9 @@ Schemes:
   directory, made absolute by ``resolve()``), looped; ``?loop=false`` plays it once.
 - ``test://[pattern]?codec=h264&size=1280x720&fps=25&bitrate=2000&gop=25``: synthetic video.
 - ``v4l2:///dev/video0?size=1280x720&fps=30``: a local capture device.
+- ``publish`` (or ``publish:?takeover=true``): no camera to pull; a publisher sends the video in
+  (RTSP ANNOUNCE/RECORD or WHIP at the stream's path). A second publisher is refused unless
+  ``takeover`` is set, in which case it replaces the first.
 
 Errors are ``ValueError`` whose message never contains a password: messages are built from the
 parts that failed, never by echoing an RTSP URL.
@@ -48,7 +51,7 @@ class Transport(StrEnum):
     AUTO = "auto"
 
 
-SCHEMES = ("rtsp", "rtsps", "file", "test", "v4l2")
+SCHEMES = ("rtsp", "rtsps", "file", "test", "v4l2", "publish")
 RTSP_SCHEMES = frozenset({"rtsp", "rtsps"})
 
 # The nicks of GStreamer 1.22's videotestsrc `pattern` property, so a test URL maps 1:1 onto it.
@@ -69,6 +72,9 @@ TEST_PARAMETERS: Mapping[str, str] = {
     "gop": f"frames between keyframes {MIN_GOP_FRAMES}..{MAX_GOP_FRAMES} (default = fps)",
 }
 FILE_PARAMETERS: Mapping[str, str] = {"loop": "true (default) or false: play once"}
+PUBLISH_PARAMETERS: Mapping[str, str] = {
+    "takeover": "false (default): a second publisher is refused; true: it replaces the first",
+}
 V4L2_PARAMETERS: Mapping[str, str] = {
     "size": "WIDTHxHEIGHT to request from the device (default: the device's choice)",
     "fps": f"frames per second {MIN_FPS}..{MAX_FPS} (default: the device's choice)",
@@ -134,7 +140,15 @@ class V4l2Source:
     fps: int | None = None
 
 
-SourceSpec = RtspSource | FileSource | TestSource | V4l2Source
+@dataclass(frozen=True, slots=True)
+class PublishSource:
+    """Video pushed in by a publisher (RTSP RECORD or WHIP); `takeover` lets a new publisher
+    replace the one connected instead of being refused."""
+
+    takeover: bool = False
+
+
+SourceSpec = RtspSource | FileSource | TestSource | V4l2Source | PublishSource
 
 
 def safe_redact_url(url: str) -> str:
@@ -151,7 +165,9 @@ def parse_source(url: str, transport: Transport = Transport.AUTO) -> SourceSpec:
     `transport` is carried into an ``RtspSource``; other schemes ignore it (the stream model
     rejects an explicit transport on them).
     """
-    allowed = ", ".join(f"{scheme}://" for scheme in SCHEMES)
+    allowed = ", ".join(f"{scheme}://" for scheme in SCHEMES if scheme != "publish") + ", publish"
+    if url.strip().lower() == "publish":
+        return PublishSource()
     scheme, colon, _ = url.partition(":")
     if not colon or not _SCHEME.fullmatch(scheme):
         raise ValueError(f"source must be a URL such as rtsp://host/path; allowed: {allowed}")
@@ -170,6 +186,8 @@ def parse_source(url: str, transport: Transport = Transport.AUTO) -> SourceSpec:
         return _parse_file(parts)
     if scheme == "test":
         return _parse_test(parts)
+    if scheme == "publish":
+        return _parse_publish(parts)
     return _parse_v4l2(parts)
 
 
@@ -248,6 +266,17 @@ def _parse_test(parts: SplitResult) -> TestSource:
         bitrate_kbit=bitrate if bitrate is not None else DEFAULT_BITRATE_KBIT,
         gop_frames=gop,
     )
+
+
+def _parse_publish(parts: SplitResult) -> PublishSource:
+    if parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(
+            "a publish source has no host or path: write publish or "
+            "publish:?takeover=true (publishers use the stream's own path)"
+        )
+    params = _query(parts, "publish", PUBLISH_PARAMETERS)
+    takeover = _parse_bool("takeover", params["takeover"]) if "takeover" in params else False
+    return PublishSource(takeover=takeover)
 
 
 def _parse_v4l2(parts: SplitResult) -> V4l2Source:

@@ -26,6 +26,7 @@ from vigil.media.messages import (
     RecordingWriteFailed,
 )
 from vigil.media.recorder import RecordingBranch, RecordingSpec
+from vigil.media.relay import Outlet, RelayHub
 from vigil.media.source_factory import build_source
 from vigil.media.sources import Source, SourceFailure
 from vigil.observability.redact import redact_text
@@ -39,7 +40,13 @@ class IngestPipeline:
     """Owns the Gst.Pipeline of one stream."""
 
     def __init__(
-        self, stream: str, spec: SourceSpec, post: Post, *, read_batch_ms: int = 0
+        self,
+        stream: str,
+        spec: SourceSpec,
+        post: Post,
+        *,
+        read_batch_ms: int = 0,
+        relays: RelayHub | None = None,
     ) -> None:
         gst.init()
         self.stream = stream
@@ -68,6 +75,9 @@ class IngestPipeline:
         self._tee_probe = tee_sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_tee_event)
         self._first_frame_probes: set[int] = set()
         self._read_batch_ms = read_batch_ms
+        self._relays = relays
+        # Viewers (RTSP, WebRTC) take their branches off the tee through this, in C.
+        self.outlet = Outlet(self.pipeline, self.tee)
         self._stopping = False
         self._generation = 0
         self._source_bin: Gst.Bin | None = None
@@ -90,7 +100,7 @@ class IngestPipeline:
         )
         source = build_source(
             self.stream, self.spec, self._link_source, self._source_failed,
-            read_batch_ms=self._read_batch_ms,
+            read_batch_ms=self._read_batch_ms, relays=self._relays,
         )  # fmt: skip
         try:
             source.add_to(source_bin)
@@ -242,6 +252,7 @@ class IngestPipeline:
 
     def _release(self) -> None:
         """Stop the pipeline, let the source go (its socket, timers) and detach from the bus."""
+        self.outlet.close()
         self.pipeline.set_state(Gst.State.NULL)
         self.source.close()
         tee_sink = self.tee.get_static_pad("sink")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from vigil.config.sources import (
     FileSource,
+    PublishSource,
     RtspSource,
     SourceSpec,
     TestSource,
     Transport,
     V4l2Source,
 )
+from vigil.media.relay import RelayHub
 from vigil.media.rtsp_tcp import RtspTcpSource, native_tcp_available
 from vigil.media.sources import (
     FailCallback,
     FileLoopSource,
     OutputCallback,
+    PublishedSource,
     RtspPullSource,
     Source,
     TestPatternSource,
@@ -29,6 +32,7 @@ def build_source(
     on_fail: FailCallback,
     *,
     read_batch_ms: int = 0,
+    relays: RelayHub | None = None,
 ) -> Source:
     """The source for `spec`, ready to be added to a pipeline.
 
@@ -48,6 +52,10 @@ def build_source(
         return TestPatternSource(stream, spec, on_output)
     if isinstance(spec, FileSource):
         return FileLoopSource(stream, spec, on_output, on_fail)
+    if isinstance(spec, PublishSource):
+        if relays is None:
+            raise TypeError("a publish source needs the relay hub")
+        return PublishedSource(stream, relays.publish(stream), on_output)
     if isinstance(spec, V4l2Source):
         return V4l2DeviceSource(stream, spec, on_output, on_fail)
     raise TypeError(f"unsupported source spec {type(spec).__name__}")

@@ -23,6 +23,7 @@ from vigil.config.sources import (
 )
 from vigil.media import gst
 from vigil.media.caps import codec_of
+from vigil.media.relay import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -343,3 +344,40 @@ class V4l2DeviceSource(_ParsebinSource):
             elements.append(caps)
         elements.append(self._make_parsebin())
         add_chain(pipeline, elements)
+
+
+class NoPublisher(SourceFailure):
+    """A `publish` stream has no publisher connected (not a fault: it waits for one)."""
+
+
+class PublishedSource(_NoExtras):
+    """Video a publisher sends in (RTSP RECORD, WHIP), received from the stream's publish relay.
+
+    The publisher's pipeline parses the video and offers it on its outlet; this source is a
+    ``proxysrc`` registered with the relay, so it is fed by whichever publisher is connected.
+    Without one it refuses to start (the supervisor retries, and is told when one arrives)."""
+
+    def __init__(self, stream: str, relay: Relay, on_output: OutputCallback) -> None:
+        self.stream = stream
+        self.description = "published (RTSP RECORD or WHIP)"
+        self._relay = relay
+        self._on_output = on_output
+        self._proxysrc: Gst.Element | None = None
+
+    def add_to(self, pipeline: Gst.Pipeline) -> None:
+        if not self._relay.live:
+            raise NoPublisher(
+                f"waiting for a publisher: send to rtsp://<vigil>:8554/{self.stream} "
+                f"(RTSP RECORD) or POST /{self.stream}/whip"
+            )
+        src = gst.make("proxysrc", "source")
+        pipeline.add(src)
+        src.sync_state_with_parent()
+        self._proxysrc = src
+        self._on_output(src.get_static_pad("src"))
+        self._relay.add(src)
+
+    def close(self) -> None:
+        src, self._proxysrc = self._proxysrc, None
+        if src is not None:
+            self._relay.remove(src)

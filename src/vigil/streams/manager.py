@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 from vigil.config.diff import ChangePlan
 from vigil.config.resolve import StreamPlan
 from vigil.events import EventBus
+from vigil.media.relay import RelayHub
 from vigil.recording.segments import SegmentIndex
 from vigil.recording.volumes import VolumePool
 from vigil.streams.status import StreamStatus
@@ -27,8 +28,10 @@ class StreamManager:
         index: SegmentIndex,
         media_executor: Executor,
         volumes: VolumePool | None = None,
+        relays: RelayHub | None = None,
     ) -> None:
         self._bus = bus
+        self._relays = relays
         self._volumes = volumes
         self._index = index
         self._executor = media_executor
@@ -41,7 +44,7 @@ class StreamManager:
                 continue
             supervisor = StreamSupervisor(
                 plan, bus=self._bus, index=self._index, media_executor=self._executor,
-                volumes=self._volumes,
+                volumes=self._volumes, relays=self._relays,
             )  # fmt: skip
             self._supervisors[plan.name] = supervisor
             supervisor.start()

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from vigil.config.resolve import StreamPlan
+from vigil.config.sources import PublishSource
 from vigil.events import (
     EventBus,
     RecordingBlocked,
@@ -40,6 +41,7 @@ from vigil.media.messages import (
     SegmentFileOpened,
 )
 from vigil.media.recorder import PlacementRefused, RecordingSpec
+from vigil.media.relay import RelayHub
 from vigil.media.snapshot import SnapshotFailed, jpeg_of
 from vigil.media.sources import SourceFailure
 from vigil.observability import tracing
@@ -110,8 +112,11 @@ class StreamSupervisor:
         media_executor: Executor,
         backoff: Backoff | None = None,
         volumes: VolumePool | None = None,
+        relays: RelayHub | None = None,
     ) -> None:
         self.plan = plan
+        self._relays = relays
+        self._unwatch_publisher: Callable[[], None] | None = None
         self._volumes = volumes
         self._blocked: str | None = None  # why recording is blocked (no space), while it is
         self._bus = bus
@@ -158,6 +163,7 @@ class StreamSupervisor:
                 context=stream_context(self.plan.name),  # log lines name the stream
             )  # fmt: skip
             self._own(self._watch_flow())
+            self._watch_publisher()
         self._events.put_nowait(Start())
 
     async def stop(self) -> None:
@@ -166,6 +172,9 @@ class StreamSupervisor:
             return
         self._events.put_nowait(Stop())
         task, self._task = self._task, None
+        if self._unwatch_publisher is not None:
+            self._unwatch_publisher()
+            self._unwatch_publisher = None
         try:
             await task
         finally:
@@ -175,6 +184,26 @@ class StreamSupervisor:
             for helper in list(self._helpers):
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
+
+    def _watch_publisher(self) -> None:
+        """For a `publish` stream: start the moment a publisher connects (instead of at the next
+        retry), and count its leaving as the source failing (a gap, then waiting again)."""
+        if self._relays is None or not isinstance(self.plan.source, PublishSource):
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_change(live: bool) -> None:  # whatever thread bound the publisher
+            loop.call_soon_threadsafe(self._publisher_changed, live)
+
+        self._unwatch_publisher = self._relays.publish(self.plan.name).watch(on_change)
+
+    def _publisher_changed(self, live: bool) -> None:
+        if live and self._state in (StreamState.RECONNECTING, StreamState.FAILED,
+                                    StreamState.STALLED) and not self._pipeline_busy():  # fmt: skip
+            self._cancel_timers()
+            self._events.put_nowait(RetryDue())
+        elif not live and self._state is StreamState.STREAMING:
+            self._events.put_nowait(Failure("the publisher disconnected"))
 
     def _own(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
@@ -400,6 +429,8 @@ class StreamSupervisor:
             if plan.record:
                 pipeline.attach_recording(self._recording_spec())
             pipeline.start()
+            if self._relays is not None:  # viewers are fed from this pipeline from now on
+                self._relays.video(plan.name).bind(pipeline.outlet)
             return pipeline
 
         pipeline = self._pipeline
@@ -438,6 +469,9 @@ class StreamSupervisor:
             return
         self._sample_flow(pipeline)  # its last counts, before a new pipeline counts from zero
         self._generation += 1
+        if self._relays is not None:
+            relay = self._relays.video(self.plan.name)
+            await self._in_media_thread(lambda: relay.unbind(pipeline.outlet))
         await self._in_media_thread(lambda: pipeline.stop(STOP_TIMEOUT_S))
         await self._take_segment_messages()
         # Files the recorder did not get to finish are completed from what reached the disk.
