@@ -160,7 +160,7 @@ def _move_onto(proxysrc: Gst.Element, producer: Gst.Pipeline) -> None:
     if consumer is None or pad is None:
         return
     base_p, base_c = producer.get_base_time(), consumer.get_base_time()
-    if consumer.get_current_state() == Gst.State.PLAYING and base_c and base_p:
+    if consumer.get_state(0)[1] == Gst.State.PLAYING and base_c and base_p:
         pad.set_offset(int(base_p) - int(base_c))
     else:
         pad.set_offset(0)
