@@ -16,7 +16,10 @@ from vigil.store.tokens import hash_token
 
 pytestmark = pytest.mark.integration
 
-BASE = 'data_dir: {data}\nstreams:\n  - {{name: cam, source: "test://ball?size=160x120&fps=5"}}\n'
+BASE = (
+    'data_dir: {data}\nrtsp: {{listen: "127.0.0.1:0"}}\n'
+    'streams:\n  - {{name: cam, source: "test://ball?size=160x120&fps=5"}}\n'
+)
 
 
 async def _bound_host(tmp_path: Path, api: str) -> tuple[str, int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.service import ClosedSegments, until
+from tests.support.service import TEST_PORTS, ClosedSegments, until
 from vigil.app import Vigil
 from vigil.config.loader import config_base_dir, load_config
 from vigil.config.resolve import resolve
@@ -38,7 +38,7 @@ def _write(path: Path, streams: str, segment_seconds: int = 3) -> None:
 
 @asynccontextmanager
 async def _vigil(config: Path) -> AsyncIterator[Vigil]:
-    resolved = resolve(load_config(config, env={"VIGIL_API__LISTEN": "127.0.0.1:0"}),
+    resolved = resolve(load_config(config, env=TEST_PORTS),
                        base_dir=config_base_dir(config))  # fmt: skip
     vigil = Vigil(resolved, config_path=config)
     await vigil.start()

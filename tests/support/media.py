@@ -125,9 +125,11 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = ""
 
 def environment_without_vigil() -> dict[str, str]:
     """os.environ minus VIGIL_* variables (the config loader rejects unknown ones), with the
-    API on a free port, so Vigils started by tests never fight over 8080."""
+    API and the RTSP server on free ports, so Vigils started by tests never fight over 8080 or
+    8554."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env["VIGIL_API__LISTEN"] = "127.0.0.1:0"
+    env["VIGIL_RTSP__LISTEN"] = "127.0.0.1:0"
     return env
 
 

@@ -11,11 +11,14 @@ from vigil.app import Vigil
 from vigil.config import load_config_text, resolve
 from vigil.events import SegmentClosed
 
+# The API and the RTSP server on free loopback ports: tests never fight over 8080 or 8554.
+TEST_PORTS = {"VIGIL_API__LISTEN": "127.0.0.1:0", "VIGIL_RTSP__LISTEN": "127.0.0.1:0"}
+
 
 @asynccontextmanager
 async def running_vigil(yaml_text: str, base_dir: Path) -> AsyncIterator[Vigil]:
     """Start Vigil with this configuration; stop it (finishing segments) on exit."""
-    config = load_config_text(yaml_text, env={"VIGIL_API__LISTEN": "127.0.0.1:0"})
+    config = load_config_text(yaml_text, env=TEST_PORTS)
     vigil = Vigil(resolve(config, base_dir=base_dir))
     await vigil.start()
     try:
