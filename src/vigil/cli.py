@@ -168,6 +168,10 @@ def sim(
     keyframe_on_join: Annotated[
         bool, typer.Option(help="Send a keyframe when a viewer joins (most cameras do).")
     ] = True,
+    stamp_time: Annotated[
+        bool,
+        typer.Option(help="Draw the wall-clock time into every frame (latency benchmarks)."),
+    ] = False,
 ) -> None:
     """Serve simulated RTSP cameras rtsp://HOST:PORT/cam1 … camN (encoded once, fanned out)."""
     from vigil.ops.simulator_process import READY_LINE
@@ -190,6 +194,11 @@ def sim(
     if file is not None and not file.is_file():
         console.print(f"[red]error:[/] --file {file} does not exist")
         raise typer.Exit(EXIT_CONFIG)
+    from vigil.media.framestamp import MIN_WIDTH
+
+    if stamp_time and width < MIN_WIDTH:
+        console.print(f"[red]error:[/] --stamp-time needs a picture at least {MIN_WIDTH} wide")
+        raise typer.Exit(EXIT_CONFIG)
 
     from gi.repository import GLib
 
@@ -208,6 +217,7 @@ def sim(
         file=file.resolve() if file else None,
         auth=credentials,
         keyframe_on_join=keyframe_on_join,
+        stamp_time=stamp_time,
     )
     simulator = CameraSimulator(settings)
     loop = GLib.MainLoop()

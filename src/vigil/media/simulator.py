@@ -5,23 +5,30 @@ Encoded frames go through an appsink into a single shared RTSP media that every 
 (`/cam1` … `/camN`) resolves to, so 200 cameras cost one encoder plus the sending. The media
 is not seekable (its source is an appsrc), which is what makes sharing it across mount paths safe:
 a client's PLAY then never flushes the media under the other clients' feet.
+
+With `stamp_time`, raw frames go through Python on their way to the encoder, which draws the
+wall-clock time into each (`vigil.media.framestamp`): the serving benchmark reads it back on
+arrival. Without it the raw video never leaves GStreamer.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import gi
 
 from vigil.media import gst
+from vigil.media.framestamp import StampLayout, luma_band
 
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstApp", "1.0")
-from gi.repository import GLib, Gst, GstApp, GstRtsp, GstRtspServer  # noqa: E402
+gi.require_version("GstVideo", "1.0")
+from gi.repository import GLib, Gst, GstApp, GstRtsp, GstRtspServer, GstVideo  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +51,22 @@ class SimulatorSettings:
     auth: tuple[str, str] | None = None
     # A new viewer gets a keyframe at once (as most cameras do); off, it waits for the next GOP.
     keyframe_on_join: bool = True
+    # Draw the wall-clock time into every frame just before encoding (latency benchmarks).
+    stamp_time: bool = False
 
     def urls(self) -> list[str]:
         """The RTSP URL of every simulated camera."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return [f"rtsp://{host}:{self.port}/cam{i}" for i in range(1, self.cameras + 1)]
+
+
+def _picture_description(s: SimulatorSettings) -> str:
+    raw = f"video/x-raw,width={s.width},height={s.height},framerate={s.fps}/1"
+    if s.file is not None:
+        source = f"intervideosrc channel=vigil-sim timeout=1000000000000 ! {raw}"
+    else:
+        source = f"videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! {raw}"
+    return f'{source} ! clockoverlay time-format="%Y-%m-%d %H:%M:%S"'
 
 
 def _encoder_description(s: SimulatorSettings) -> str:
@@ -66,14 +84,21 @@ def _encoder_description(s: SimulatorSettings) -> str:
             f"key-int-max={gop} ! h264parse config-interval=-1 ! "
             "video/x-h264,stream-format=byte-stream,alignment=au"
         )
-    raw = f"video/x-raw,width={s.width},height={s.height},framerate={s.fps}/1"
-    if s.file is not None:
-        source = f"intervideosrc channel=vigil-sim timeout=1000000000000 ! {raw}"
-    else:
-        source = f"videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! {raw}"
+    # With a time stamp, the picture comes from _raw_description through Python.
+    source = (
+        "appsrc name=stamped is-live=true format=time" if s.stamp_time else _picture_description(s)
+    )
     return (
-        f'{source} ! clockoverlay time-format="%Y-%m-%d %H:%M:%S" ! {encoder} ! '
+        f"{source} ! {encoder} ! "
         "appsink name=out emit-signals=true sync=false max-buffers=2 drop=true"
+    )
+
+
+def _raw_description(s: SimulatorSettings) -> str:
+    """The picture before the encoder, handed to Python to be stamped (`stamp_time` only)."""
+    return (
+        f"{_picture_description(s)} ! videoconvert ! video/x-raw,format=I420 ! "
+        "appsink name=raw emit-signals=true sync=false max-buffers=2 drop=true"
     )
 
 
@@ -111,6 +136,13 @@ class CameraSimulator:
         self._decoder = Gst.parse_launch(_file_description(settings)) if settings.file else None
         appsink = self._encoder.get_by_name("out")
         appsink.connect("new-sample", self._on_sample)
+        self._raw: Gst.Pipeline | None = None
+        self._stamped: Gst.Element | None = None
+        self._stamp_places: tuple[StampLayout, GstVideo.VideoInfo] | None = None
+        if settings.stamp_time:
+            self._raw = Gst.parse_launch(_raw_description(settings))
+            self._raw.get_by_name("raw").connect("new-sample", self._on_raw_sample)
+            self._stamped = self._encoder.get_by_name("stamped")
         self._server = GstRtspServer.RTSPServer()
         self._server.set_address(settings.host)
         self._server.set_service(str(settings.port))
@@ -150,7 +182,7 @@ class CameraSimulator:
 
     def start(self) -> None:
         """Start encoding and listening; call from (or before running) the GLib main loop."""
-        for pipeline in filter(None, (self._decoder, self._encoder)):
+        for pipeline in filter(None, (self._decoder, self._encoder, self._raw)):
             bus = pipeline.get_bus()
             bus.add_signal_watch()
             bus.connect("message", self._on_bus_message)
@@ -173,8 +205,31 @@ class CameraSimulator:
         for bus in self._watches:
             bus.remove_signal_watch()
         self._watches.clear()
-        for pipeline in filter(None, (self._encoder, self._decoder)):
+        for pipeline in filter(None, (self._raw, self._encoder, self._decoder)):
             pipeline.set_state(Gst.State.NULL)
+
+    def _on_raw_sample(self, appsink: GstApp.AppSink) -> Gst.FlowReturn:
+        """Stamp the wall-clock time into a raw frame and hand it to the encoder."""
+        sample = appsink.pull_sample()
+        if sample is None or self._stamped is None:
+            return Gst.FlowReturn.OK
+        if self._stamp_places is None:
+            caps = sample.get_caps()
+            self._stamped.set_property("caps", caps)
+            info = GstVideo.VideoInfo.new_from_caps(caps)
+            self._stamp_places = (StampLayout.for_frame(info.width, info.height), info)
+        layout, info = self._stamp_places
+        # The frame may still be referenced upstream: draw on a copy of its own.
+        buffer = sample.get_buffer().copy_deep()
+        for plane in (1, 2):  # neutral chroma under the blocks: clean black and white
+            stride = info.stride[plane]
+            buffer.fill(
+                info.offset[plane] + layout.top // 2 * stride,
+                b"\x80" * (layout.block // 2 * stride),
+            )
+        band = luma_band(time.time_ns() // 1_000_000, layout, info.stride[0])
+        buffer.fill(info.offset[0] + layout.top * info.stride[0], band)
+        return self._stamped.emit("push-buffer", buffer)
 
     def _on_sample(self, appsink: GstApp.AppSink) -> Gst.FlowReturn:
         sample = appsink.pull_sample()
