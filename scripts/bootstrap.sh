@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make this checkout ready to run and test Vigil, idempotently:
 #   1. Debian packages (GStreamer 1.22 and its GIR, ffmpeg and prometheus (promtool, a real
-#      scraper) for tests, build deps of PyGObject; the prometheus service is never used),
+#      scraper) for tests, chromium and chromium-driver (the browser UI's tests, driven by
+#      Selenium with the system chromedriver), build deps of PyGObject; the prometheus service
+#      is never used),
 #   2. a virtual environment in .venv with Vigil installed in editable mode,
 #   3. the native GStreamer helper plugin (vigil's RTP timestamper), built into .venv.
 # Each step is skipped when already done. Without root, a missing package is an error that names it.
@@ -19,7 +21,7 @@ packages=(
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0
   libgstrtspserver-1.0-0 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   ffmpeg libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev python3-venv
-  systemd iproute2 prometheus
+  systemd iproute2 prometheus chromium chromium-driver
 )
 if [ "${VIGIL_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$VIGIL_EXTRA_PACKAGES"

@@ -23,6 +23,7 @@ from vigil.api.routes import (
     storage,
     streams,
     system,
+    web,
 )
 from vigil.api.services import ApiServices
 from vigil.store.tokens import Role
@@ -85,6 +86,7 @@ def create_api(
     app.include_router(recordings.router, prefix=API_PREFIX)
     app.include_router(snapshots.router, prefix=API_PREFIX)
     app.include_router(sessions.router, prefix=API_PREFIX)
+    web.mount_ui(app)  # last: its /ui mount would catch the paths of any route after it
     return app
 
 
