@@ -20,6 +20,7 @@ export class StreamView {
     this.tile = null;
     this.soonTimer = null;
     this.destroyed = false;
+    this.segments = { day: null, list: [] }; // the day's segments loaded so far
     this.refreshTimer = null;
 
     this.heading = el("h1", { tabindex: "-1", text: name });
@@ -43,8 +44,11 @@ export class StreamView {
         el("a", { href: "#/" }, "Cameras"), " › ", el("span", { "aria-current": "page" }, name)),
       el("div", { class: "page-head" }, this.heading, this.status),
       el("div", { class: "stream-layout" },
-        el("section", { class: "panel live", "aria-labelledby": "live-title" },
-          el("h2", { id: "live-title" }, "Live"), this.liveSlot),
+        el("div", { class: "side" },
+          el("section", { class: "panel live", "aria-labelledby": "live-title" },
+            el("h2", { id: "live-title" }, "Live"), this.liveSlot),
+          el("section", { class: "panel events", "aria-labelledby": "events-title" },
+            el("h2", { id: "events-title" }, "Events"), this.events.root)),
         el("section", { class: "panel recordings", "aria-labelledby": "recordings-title" },
           el("h2", { id: "recordings-title" }, "Recordings"),
           el("form", { class: "day-controls", onsubmit: (event) => this.playTyped(event) },
@@ -53,11 +57,11 @@ export class StreamView {
             el("button", { type: "button", onclick: () => this.shiftDay(1), "aria-label": "Next day" }, "›"),
             el("label", { for: "play-time" }, "Play from"), this.timeInput,
             el("button", { type: "submit" }, "Play")),
-          this.timeline.root, this.timelineStatus, this.playbackVideo, this.playbackStatus),
-        el("section", { class: "panel events", "aria-labelledby": "events-title" },
-          el("h2", { id: "events-title" }, "Events"), this.events.root)));
+          this.timeline.root, this.timelineStatus, this.playbackVideo, this.playbackStatus)));
     document.title = `${name} · Vigil`;
 
+    this.onVisibility = () => this.tile?.sync();
+    document.addEventListener("visibilitychange", this.onVisibility);
     this.unwatch = streamsFeed.watch((streams, error) => this.renderStream(streams, error));
     this.unsubscribe = bus.on(
       (event) => event.stream === name && /^(segment|gap)\./.test(event.type),
@@ -144,15 +148,22 @@ export class StreamView {
     const [start, end] = dayBounds(day);
     const range = { start: start.toISOString(), end: end.toISOString() };
     try {
-      const segments = [];
-      let path = apiPath(`/streams/${streamPath(this.name)}/segments`, { ...range, limit: PAGE });
+      // Once a day is loaded, a refresh asks only from its last segment on (that one may
+      // still be open) rather than for the whole day again.
+      const known = this.segments.day === day ? this.segments.list : [];
+      const from = known.length ? known.at(-1).start : range.start;
+      const fresh = [];
+      let path = apiPath(`/streams/${streamPath(this.name)}/segments`, { ...range, start: from, limit: PAGE });
       while (path) {
         const page = await getJson(path);
-        segments.push(...page.segments);
+        fresh.push(...page.segments);
         path = page.next;
       }
       const gaps = await getJson(apiPath(`/streams/${streamPath(this.name)}/gaps`, range));
       if (day !== this.day) return;
+      const byId = new Map([...known, ...fresh].map((segment) => [segment.id, segment]));
+      const segments = [...byId.values()].sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+      this.segments = { day, list: segments };
       const now = Date.now();
       this.timeline.setData(start.getTime(), end.getTime(), runsOf(segments, now), gapsOf(gaps.gaps, now));
       this.timelineStatus.textContent = gaps.truncated ? "Too many gaps to show them all." : "";
@@ -168,6 +179,7 @@ export class StreamView {
 
   destroy() {
     this.destroyed = true;
+    document.removeEventListener("visibilitychange", this.onVisibility);
     clearTimeout(this.refreshTimer);
     clearTimeout(this.soonTimer);
     this.unwatch();

@@ -126,6 +126,8 @@ export class Timeline {
   }
 
   render() {
+    // Redrawing replaces the buttons: keep the keyboard focus on the same recording.
+    const focused = this.track.contains(document.activeElement) ? document.activeElement.dataset.start : null;
     const to = this.from + this.span;
     const inside = (item) => item.end > this.from && item.start < to;
     const box = (item) => {
@@ -166,22 +168,26 @@ export class Timeline {
     }
     children.push(this.cursorMark);
     this.track.replaceChildren(...children);
+    // The end of a day is 24:00, not the next day's 00:00.
+    const end = to >= this.dayEnd ? "24:00" : formatShortTime(to);
     this.track.setAttribute("aria-label",
-      `Recordings from ${formatShortTime(this.from)} to ${formatShortTime(to)}; a bar is recorded video`);
-    this.windowLabel.textContent = `${formatShortTime(this.from)}–${formatShortTime(to)}`;
+      `Recordings from ${formatShortTime(this.from)} to ${end}; each bar is recorded video`);
+    this.windowLabel.textContent = `${formatShortTime(this.from)}–${end}`;
     this.earlier.disabled = this.from <= this.dayStart;
     this.later.disabled = to >= this.dayEnd;
     this.renderAxis(to);
     this.renderSummary();
     this.placeCursor();
+    if (focused) [...this.track.querySelectorAll("button.run")].find((b) => b.dataset.start === focused)?.focus();
   }
 
   renderAxis(to) {
     const step = tickStep(this.span);
     const ticks = [];
     for (let time = this.dayStart + Math.ceil((this.from - this.dayStart) / step) * step; time <= to; time += step) {
-      ticks.push(el("span", { class: "tick", style: { left: `${this.percent(time)}%` } },
-        formatShortTime(time)));
+      const last = time >= this.dayEnd;
+      ticks.push(el("span", { class: last ? "tick last" : "tick", style: { left: `${this.percent(time)}%` } },
+        last ? "24:00" : formatShortTime(time)));
     }
     this.axis.replaceChildren(...ticks);
   }
