@@ -37,9 +37,13 @@ class Served:
     url: str
     log: Path
     whep: bool  # the WHEP endpoint exists in this Vigil
+    process: subprocess.Popen[bytes]
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    def check(self) -> None:
+        """AssertionError with the end of its log if Vigil is no longer running."""
+        if self.process.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+            raise AssertionError(f"vigil run exited ({self.process.returncode}):\n{tail}")
 
 
 def _config(base: Path) -> str:
@@ -81,7 +85,7 @@ def vigil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         # The WHEP endpoint is another part of issue 6: without it, a POST finds no route.
         probe = httpx.post(f"{url}/ball/whep", content=b"", timeout=10, headers={
             "Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"})  # fmt: skip
-        yield Served(url, log, whep=probe.status_code not in (404, 405))
+        yield Served(url, log, whep=probe.status_code not in (404, 405), process=process)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -40,6 +40,7 @@ return {width: canvas.width, height: canvas.height, spread: Math.sqrt(squares / 
 
 def _open(driver: webdriver.Chrome, vigil: Served, hash_path: str = "#/") -> None:
     """Load the UI with the token already in localStorage (as after the dialog)."""
+    vigil.check()
     driver.get(f"{vigil.url}/ui/icon.svg")  # same origin: its localStorage is the page's
     driver.execute_script("localStorage.setItem('vigil.token', arguments[0])", TOKEN)
     driver.get(f"{vigil.url}/{hash_path}")
@@ -180,20 +181,25 @@ def test_a_narrow_screen_has_no_sideways_scrolling(
     assert console_errors(browser, _allowed(vigil)) == []
 
 
-def test_timeline_logic(vigil: Served, browser: webdriver.Chrome) -> None:
-    """The pure functions behind the timeline, run by the browser that uses them."""
+def test_the_timeline_and_link_logic(vigil: Served, browser: webdriver.Chrome) -> None:
+    """The pure functions behind the timeline and the ICE servers of WHEP answers, run by the
+    browser that uses them."""
     _open(browser, vigil)
     result = browser.execute_async_script("""
         const done = arguments[arguments.length - 1];
-        import("/ui/timeline.js").then((t) => {
+        Promise.all([import("/ui/timeline.js"), import("/ui/live.js")]).then(([t, live]) => {
           const seg = (start, end, status = "complete") => ({
             start: new Date(start * 1000).toISOString(),
             end: end === null ? null : new Date(end * 1000).toISOString(), status});
           const runs = t.runsOf([seg(0, 60), seg(60.5, 120), seg(200, 260, "missing"),
                                  seg(300, 360), seg(361, null)], 400000);
           const run = {start: 1000000, end: 1200000};
+          const links = '<stun:stun.example:3478>; rel="ice-server", </x>; rel="next", '
+            + '<turn:turn.example:3478?transport=udp>; rel="ice-server"; username="a\\\\"b"; '
+            + 'credential="p,w;d"; credential-type="password"';
           done({runs, plays: [t.playTimeIn(run, 0), t.playTimeIn(run, 1100000),
-                              t.playTimeIn(run, 5000000)]});
+                              t.playTimeIn(run, 5000000)],
+                ice: live.iceServersFromLinks(links)});
         }).catch((error) => done({error: String(error)}));
     """)
     assert "error" not in result, result
@@ -204,3 +210,7 @@ def test_timeline_logic(vigil: Served, browser: webdriver.Chrome) -> None:
     ]
     # Before the run: its start; inside: there; past its end: its last minute.
     assert result["plays"] == [1000000, 1100000, 1140000]
+    assert result["ice"] == [
+        {"urls": "stun:stun.example:3478"},
+        {"urls": "turn:turn.example:3478?transport=udp", "username": 'a"b', "credential": "p,w;d"},
+    ]

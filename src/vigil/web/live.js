@@ -20,6 +20,32 @@ export function whepUrl(stream) {
   return `/${streamPath(stream)}/whep`;
 }
 
+// STUN/TURN servers Vigil offers in its answers' Link headers; used from the next session on
+// (a TURN relay may be what gets a session through where the first one failed).
+let iceServers = [];
+
+const LINK = /<([^>]*)>((?:\s*;\s*[\w-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))*)/g;
+const PARAM = /;\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*))/g;
+
+/** RTCIceServer entries from `Link: <turn:…>; rel="ice-server"; username=…` (WHEP draft). */
+export function iceServersFromLinks(header) {
+  const servers = [];
+  for (const [, url, text] of (header || "").matchAll(LINK)) {
+    const params = {};
+    for (const [, key, quoted, plain] of text.matchAll(PARAM)) {
+      params[key.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, "$1") : plain.trim();
+    }
+    if (params.rel !== "ice-server") continue;
+    const server = { urls: url };
+    if (params.username) {
+      server.username = params.username;
+      server.credential = params.credential ?? "";
+    }
+    servers.push(server);
+  }
+  return servers;
+}
+
 /** One WHEP session: one RTCPeerConnection receiving one stream's video into `video`. */
 export class WhepSession {
   constructor(stream, video) {
@@ -31,7 +57,7 @@ export class WhepSession {
   }
 
   async start() {
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
     this.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addEventListener("track", (event) => {
@@ -44,7 +70,12 @@ export class WhepSession {
     const response = await request(url, {
       method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
     });
-    if (response.status !== 201) throw await errorOf(response);
+    if (response.status !== 201) {
+      const error = await errorOf(response);
+      error.retryAfter = Number(response.headers.get("Retry-After")) || 0;
+      throw error;
+    }
+    iceServers = iceServersFromLinks(response.headers.get("Link"));
     const location = response.headers.get("Location");
     this.location = location ? new URL(location, new URL(url, window.location.href)).href : null;
     const answer = await response.text();
@@ -157,18 +188,20 @@ export class LivePlayer {
       this.session = session;
       let why;
       let playedMs = 0;
+      let notBefore = 0;
       try {
         await session.start();
         playedMs = await this.watch(session, signal);
         why = "the video stopped";
       } catch (error) {
         why = error instanceof ApiError ? describe(error) : `no connection (${error.message})`;
+        notBefore = (error.retryAfter || 0) * 1000;
       }
       session.stop();
       if (this.session === session) this.session = null;
       if (signal.aborted) return;
       if (playedMs >= HEALTHY_MS) attempts = 0;
-      const delay = backoff(attempts++);
+      const delay = Math.max(backoff(attempts++), notBefore);
       this.set("retrying", { why, at: Date.now() + delay });
       this.wake = new AbortController();
       await sleep(delay, this.wake.signal); // stop() aborts it too
