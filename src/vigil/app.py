@@ -42,6 +42,7 @@ from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.recording.storage import StorageManager
 from vigil.recording.volumes import VolumePool
 from vigil.serve.sessions import SessionRegistry
+from vigil.serve.webrtc.gateway import WebRtcGateway
 from vigil.store.db import Database
 from vigil.store.events import EventStore
 from vigil.store.holds import HoldStore
@@ -108,6 +109,7 @@ class Vigil:
         # Where each stream's video meets its viewers (and a publisher meets its stream).
         self.relays = RelayHub()
         self.sessions = SessionRegistry()
+        self.webrtc: WebRtcGateway | None = None
         self._simulator: SimulatorProcess | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         # Pipeline set-up and tear-down block (state changes, EOS drains): give them threads
@@ -263,6 +265,7 @@ class Vigil:
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
             events_config=cfg.config.events, plugins=await self._plugin_report(),
+            webrtc=self.webrtc,
         )  # fmt: skip
         host = cfg.api.host
         if not configured and not await self._write(partial(tokens.active)):
@@ -288,7 +291,15 @@ class Vigil:
 
     async def _start_webrtc(self) -> None:
         """WHEP playback and WHIP ingest, answered through the API's HTTP server."""
-        # (serve/webrtc/)
+        config = self.config.config.webrtc
+        if not config.enabled:
+            logger.info("WebRTC (WHEP/WHIP) is disabled")
+            return
+        self.webrtc = WebRtcGateway(
+            config, relays=self.relays, sessions=self.sessions, glib=self._glib.call,
+            plans=lambda: self.desired.current.streams if self.desired is not None else (),
+        )  # fmt: skip
+        await self.webrtc.start()
 
     def _log_repair(self, report: RepairReport) -> None:
         if not report.outcomes:
@@ -322,6 +333,8 @@ class Vigil:
             self._notifier.stopping(self.status_line())
         if self.api is not None:
             await self.api.stop()
+        if self.webrtc is not None:  # viewers and publishers go before their streams
+            await self.webrtc.stop()
         if self._exports is not None:  # the exports kept for re-use are only a cache
             await asyncio.to_thread(self._exports.sweep)
         if self.desired is not None:

@@ -24,6 +24,7 @@ from vigil.api.routes import (
     streams,
     system,
     web,
+    webrtc,
 )
 from vigil.api.services import ApiServices
 from vigil.store.tokens import Role
@@ -63,11 +64,12 @@ def create_api(
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
             expose_headers=[
                 "Location",
                 "Link",
                 "ETag",
+                "Accept-Patch",
                 "Content-Range",
                 "X-Vigil-Start",
                 "X-Vigil-End",
@@ -86,6 +88,9 @@ def create_api(
     app.include_router(recordings.router, prefix=API_PREFIX)
     app.include_router(snapshots.router, prefix=API_PREFIX)
     app.include_router(sessions.router, prefix=API_PREFIX)
+    # WHEP/WHIP at /{stream}/whep|whip (two segments, the second fixed): no /api/v1 path has
+    # that shape, and being included before any catch-all keeps them reachable.
+    app.include_router(webrtc.router)
     web.mount_ui(app)  # last: its /ui mount would catch the paths of any route after it
     return app
 

@@ -14,7 +14,8 @@ from vigil.config.events import EventsConfig
 from vigil.events import EventBus
 from vigil.recording.export import Exporter
 from vigil.recording.storage import StorageManager
-from vigil.serve.sessions import SessionRegistry
+from vigil.serve.sessions import SessionKind, SessionRegistry
+from vigil.serve.webrtc.signalling import Answer
 from vigil.store.db import Database
 from vigil.store.holds import HoldStore
 from vigil.store.recordings import GapStore, SegmentStore
@@ -35,6 +36,26 @@ class StreamsView(Protocol):
     async def snapshot(self, name: str) -> bytes | None:
         """The stream's latest keyframe as a JPEG; None if it has none (not streaming)."""
         ...
+
+
+class WebRtcGateway(Protocol):
+    """WHEP playback and WHIP ingest as the API sees them (`vigil.serve.webrtc.gateway`).
+    Refusals are raised as `SignallingError` (status, message, Retry-After)."""
+
+    def ice_links(self) -> list[str]:
+        """Link header values (rel="ice-server") for the configured STUN/TURN servers."""
+        ...
+
+    async def play(self, stream: str, offer_text: str, *, remote: str, user: str | None
+                   ) -> Answer: ...  # fmt: skip
+
+    async def publish(self, stream: str, offer_text: str, *, remote: str, user: str | None
+                      ) -> Answer: ...  # fmt: skip
+
+    async def trickle(self, kind: SessionKind, stream: str, session_id: str,
+                      fragment_text: str, if_match: str | None) -> None: ...  # fmt: skip
+
+    async def end(self, kind: SessionKind, stream: str, session_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,8 @@ class ApiServices:
     holds: HoldStore | None = None
     # Open RTSP/WebRTC sessions; None where the API is served without the servers.
     sessions: SessionRegistry | None = None
+    # WHEP/WHIP; None where WebRTC is disabled or the API is served without it.
+    webrtc: WebRtcGateway | None = None
     # Exports by time range; None where the API is served without them (some tests).
     exports: Exporter | None = None
     # The configuration as desired (file + API overlay); None in tests that need no changes.

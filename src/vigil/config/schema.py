@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from vigil.config.defaults import DEFAULT_CONFIG_YAML
@@ -129,6 +129,8 @@ def _type_name(annotation: Any) -> str:
             return "path"
         if issubclass(annotation, str):
             return "string"
+        if issubclass(annotation, SecretStr):
+            return "string (secret)"
     return str(annotation)
 
 

@@ -203,6 +203,16 @@ class Relay:
         outlet = self._outlet
         return outlet.pipeline if outlet is not None else None
 
+    @property
+    def caps(self) -> Gst.Caps | None:
+        """What the current producer sends (None while there is none or before its first
+        caps): lets a consumer refuse a codec it cannot take before building anything."""
+        outlet = self._outlet
+        if outlet is None:
+            return None
+        pad = outlet.tee.get_static_pad("sink")
+        return pad.get_current_caps() if pad is not None else None
+
     def bind(self, outlet: Outlet) -> None:
         """A producer started: feed every registered consumer from it."""
         with self._lock:
