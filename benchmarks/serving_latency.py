@@ -1,0 +1,144 @@
+"""Glass-to-glass latency clients for the serving benchmark: decode every frame on arrival and
+read the time `vigil sim --stamp-time` drew into it (`vigil.media.framestamp`).
+
+RTSP: `rtspsrc latency=0 ! rtph264depay ! h264parse ! avdec_h264 max-threads=1 ! appsink`
+(one decoding thread: frame threading would hold frames back by design). WHEP: aiortc, which
+decodes with PyAV; a frame's arrival is when `track.recv()` hands it over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+import gi
+
+from vigil.media import gst
+from vigil.media.framestamp import StampLayout, latency_ms, read_stamp
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstVideo", "1.0")
+from gi.repository import Gst, GstVideo  # noqa: E402
+
+
+@dataclass
+class Latencies:
+    """What one client saw: (seconds since its first frame, latency ms) per readable frame."""
+
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    frames: int = 0
+    unreadable: int = 0
+    error: str | None = None
+
+    def add(self, plane: bytes | memoryview, stride: int, layout: StampLayout) -> None:
+        arrival_ms = time.time_ns() // 1_000_000
+        self.frames += 1
+        stamp = read_stamp(plane, stride, layout)
+        if stamp is None:
+            self.unreadable += 1
+            return
+        if not self.samples:
+            self._first = time.monotonic()
+        self.samples.append((time.monotonic() - self._first, latency_ms(arrival_ms, stamp)))
+
+    def values(self, skip_s: float = 0.0) -> list[int]:
+        """Latencies after the first `skip_s` seconds (start-up excluded)."""
+        return [value for at, value in self.samples if at >= skip_s]
+
+
+def percentile(values: list[int] | list[float], fraction: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))])
+
+
+def rtsp_latencies(url: str, seconds: float, *, protocols: str = "tcp") -> Latencies:
+    """Read `url` for `seconds` (after its first frame, bounded by twice that overall)."""
+    gst.init()
+    result = Latencies()
+    pipeline = Gst.parse_launch(
+        f"rtspsrc location={url} latency=0 protocols={protocols} ! rtph264depay ! h264parse ! "
+        "avdec_h264 max-threads=1 ! video/x-raw,format=I420 ! "
+        "appsink name=sink emit-signals=true sync=false max-buffers=4 drop=false"
+    )
+    places: list[tuple[StampLayout, GstVideo.VideoInfo]] = []
+    lock = threading.Lock()
+
+    def on_sample(sink: Gst.Element) -> Gst.FlowReturn:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            return Gst.FlowReturn.OK
+        if not places:
+            info = GstVideo.VideoInfo.new_from_caps(sample.get_caps())
+            places.append((StampLayout.for_frame(info.width, info.height), info))
+        layout, info = places[0]
+        buffer = sample.get_buffer()
+        ok, mapped = buffer.map(Gst.MapFlags.READ)
+        if ok:
+            with lock:
+                result.add(mapped.data, info.stride[0], layout)
+            buffer.unmap(mapped)
+        return Gst.FlowReturn.OK
+
+    pipeline.get_by_name("sink").connect("new-sample", on_sample)
+    bus = pipeline.get_bus()
+    pipeline.set_state(Gst.State.PLAYING)
+    deadline = time.monotonic() + 2 * seconds + 10
+    try:
+        while time.monotonic() < deadline:
+            message = bus.timed_pop_filtered(200 * Gst.MSECOND, Gst.MessageType.ERROR)
+            if message is not None:
+                result.error = message.parse_error()[0].message
+                break
+            with lock:
+                if result.samples and result.samples[-1][0] >= seconds:
+                    break
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+    return result
+
+
+async def whep_latencies(url: str, seconds: float) -> Latencies:
+    """Play `url` (a WHEP endpoint) with aiortc for `seconds` after its first frame."""
+    import httpx
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    result = Latencies()
+    peer = RTCPeerConnection()
+    tracks: asyncio.Queue[object] = asyncio.Queue()
+    peer.on("track", tracks.put_nowait)
+    peer.addTransceiver("video", direction="recvonly")
+    location: str | None = None
+    async with httpx.AsyncClient(timeout=20) as client:
+        try:
+            await peer.setLocalDescription(await peer.createOffer())
+            answer = await client.post(
+                url,
+                content=peer.localDescription.sdp,
+                headers={"Content-Type": "application/sdp"},
+            )
+            if answer.status_code != 201:
+                result.error = f"WHEP answered {answer.status_code}: {answer.text[:200]}"
+                return result
+            location = answer.headers.get("location")
+            await peer.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+            track = await asyncio.wait_for(tracks.get(), 20)
+            async with asyncio.timeout(2 * seconds + 20):
+                while not result.samples or result.samples[-1][0] < seconds:
+                    frame = await track.recv()  # type: ignore[attr-defined]
+                    plane = frame.planes[0]
+                    layout = StampLayout.for_frame(frame.width, frame.height)
+                    result.add(memoryview(plane), plane.line_size, layout)
+        except (TimeoutError, httpx.HTTPError) as error:
+            result.error = f"{type(error).__name__}: {error}"
+        finally:
+            if location:
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.delete(httpx.URL(url).join(location))
+            await peer.close()
+    return result

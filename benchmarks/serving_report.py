@@ -1,0 +1,212 @@
+"""The serving benchmark's section of docs/PERFORMANCE.md: latency and fan-out tables, with
+ratios to the baselines measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from benchmarks.serving_latency import Latencies, percentile
+
+if TYPE_CHECKING:
+    from benchmarks.serving import FanOut
+
+NAMES = {"baseline": "RTSP from the simulator", "rtsp": "RTSP via Vigil", "whep": "WHEP via Vigil"}
+SKIP_S = 5.0  # start-up (first keyframe, jitter buffers filling) is not steady-state latency
+
+
+def _ms(value: float) -> str:
+    return "—" if value != value else f"{value:.0f}"  # NaN: no value
+
+
+def _command(args: argparse.Namespace) -> str:
+    if args.long_minutes > 0:
+        return f"./dev bench serving --long-minutes {args.long_minutes:g} --paths {args.paths}"
+    return (
+        f"./dev bench serving --seconds {args.seconds:g} --paths {args.paths} "
+        f"--rtsp-viewers {args.rtsp_viewers} --whep-viewers {args.whep_viewers} "
+        f"--window {args.window:g} --warmup {args.warmup:g}"
+    )
+
+
+def _latency_table(latencies: dict[str, Latencies], missing: dict[str, str]) -> list[str]:
+    lines = [
+        "| path | frames | unreadable | p50 ms | p95 ms | p99 ms | max ms | p50 - baseline "
+        "| p95 - baseline |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = latencies.get("baseline")
+    base_values = base.values(SKIP_S) if base else []
+    for path, name in NAMES.items():
+        if path in missing:
+            lines.append(f"| {name} | not measured: {missing[path]} |" + " |" * 7)
+            continue
+        if path not in latencies:
+            continue
+        result = latencies[path]
+        values = result.values(SKIP_S)
+        p50, p95, p99 = (percentile(values, f) for f in (0.5, 0.95, 0.99))
+        top = float(max(values)) if values else float("nan")
+        d50 = p50 - percentile(base_values, 0.5)
+        d95 = p95 - percentile(base_values, 0.95)
+        error = f" ({result.error})" if result.error else ""
+        lines.append(
+            f"| {name}{error} | {len(values)} | {result.unreadable} | {_ms(p50)} | {_ms(p95)} "
+            f"| {_ms(p99)} | {_ms(top)} | {'' if path == 'baseline' else f'{d50:+.0f}'} "
+            f"| {'' if path == 'baseline' else f'{d95:+.0f}'} |"
+        )
+    return lines
+
+
+def _targets(latencies: dict[str, Latencies]) -> list[str]:
+    def p(path: str, fraction: float) -> float:
+        result = latencies.get(path)
+        return percentile(result.values(SKIP_S), fraction) if result else float("nan")
+
+    lines = []
+    whep95 = p("whep", 0.95)
+    if whep95 == whep95:
+        lines.append(
+            f"- WHEP p95 < 100 ms on loopback: **{whep95:.0f} ms**, "
+            f"{'met' if whep95 < 100 else 'NOT met'}."
+        )
+    for path in ("rtsp", "whep"):
+        added = p(path, 0.95) - p("baseline", 0.95)
+        if added == added:
+            lines.append(
+                f"- Vigil adds < 20 ms over the baseline ({NAMES[path]}, p95 - baseline p95): "
+                f"**{added:+.0f} ms**, {'met' if added < 20 else 'NOT met'}."
+            )
+    return lines
+
+
+def _per_minute(latencies: dict[str, Latencies]) -> list[str]:
+    paths = [p for p in NAMES if p in latencies and latencies[p].samples]
+    if not paths:
+        return []
+    minutes = int(max(latencies[p].samples[-1][0] for p in paths) // 60) + 1
+    lines = [
+        "| minute | " + " | ".join(f"{NAMES[p]} p95 ms" for p in paths) + " |",
+        "|---|" + "---|" * len(paths),
+    ]
+    series: dict[str, list[float]] = {p: [] for p in paths}
+    for minute in range(minutes):
+        cells = []
+        for path in paths:
+            samples = latencies[path].samples
+            values = [v for at, v in samples if minute * 60 <= at < (minute + 1) * 60]
+            series[path].append(percentile(values, 0.95))
+            cells.append(_ms(series[path][-1]))
+        lines.append(f"| {minute + 1} | " + " | ".join(cells) + " |")
+    slopes = []
+    for path in paths:
+        points = [(i, v) for i, v in enumerate(series[path]) if v == v]
+        if len(points) >= 3:
+            mean_x = sum(i for i, _ in points) / len(points)
+            mean_y = sum(v for _, v in points) / len(points)
+            slope = sum((i - mean_x) * (v - mean_y) for i, v in points) / sum(
+                (i - mean_x) ** 2 for i, _ in points
+            )
+            slopes.append(f"{NAMES[path]} {slope:+.2f} ms/min")
+    if slopes:
+        lines += ["", "Least-squares slope of the per-minute p95: " + ", ".join(slopes) + "."]
+    return lines
+
+
+def _fanout_table(fanouts: list[FanOut]) -> list[str]:
+    idles = [f for f in fanouts if f.kind == "none"]
+    if not idles:
+        return []
+    cpu0 = sum(f.vigil_cpu for f in idles) / len(idles)
+    rss0, pss0 = idles[0].vigil_rss_mb, idles[0].vigil_pss_mb
+    lines = [
+        "| viewers | opened / receiving | median per viewer | Vigil CPU % | x 0 viewers "
+        "| CPU % per viewer | Vigil RSS MB | Vigil PSS MB | PSS MB per viewer "
+        "| RSS MB per viewer | client CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in fanouts:
+        if f.kind == "none":
+            label = "0 (before)" if f is idles[0] else "0 (after)"
+            lines.append(
+                f"| {label} | | | {f.vigil_cpu:.1f} | {f.vigil_cpu / cpu0:.2f} | | "
+                f"{f.vigil_rss_mb:.1f} | {f.vigil_pss_mb:.1f} | | | |"
+            )
+            continue
+        unit = "kbit/s" if f.kind == "rtsp" else "RTP packets/s"
+        n = f.viewers
+        lines.append(
+            f"| {n} {f.kind.upper()} | {f.opened} / {f.receiving} | {f.rate:.0f} {unit} "
+            f"| {f.vigil_cpu:.1f} | {f.vigil_cpu / cpu0:.2f} | {(f.vigil_cpu - cpu0) / n:.2f} "
+            f"| {f.vigil_rss_mb:.1f} | {f.vigil_pss_mb:.1f} | {(f.vigil_pss_mb - pss0) / n:.2f} "
+            f"| {(f.vigil_rss_mb - rss0) / n:.2f} | {f.client_cpu:.1f} |"
+        )
+    return lines
+
+
+def render(
+    args: argparse.Namespace,
+    latencies: dict[str, Latencies],
+    fanouts: list[FanOut],
+    missing: dict[str, str],
+    machine_text: str,
+    strays: list[str],
+    loads: tuple[tuple[float, ...], tuple[float, ...]],
+    sim_cpu: float,
+) -> str:
+    long_mode = args.long_minutes > 0
+    title = "Serving, long run: latency per minute" if long_mode else "Serving: latency, fan-out"
+    load = (
+        f"Load average (1/5/15 min) at the start {'/'.join(f'{x:.2f}' for x in loads[0])}, "
+        f"at the end {'/'.join(f'{x:.2f}' for x in loads[1])}; the simulator (encoding, and "
+        f"stamping in Python) used {sim_cpu:.0f} % of a core."
+        + (f" Other media processes were running: {len(strays)}." if strays else "")
+    )
+    lines = [
+        f"## {title}",
+        "",
+        f"Command: `{_command(args)}`. Machine: {machine_text}. {load}",
+        "",
+        "One simulated camera, 1280x720 H.264 (x264 zerolatency, ultrafast), 25 fps, 2 Mbit/s, "
+        "1 s GOP, stamps the wall-clock time into each raw frame just before its encoder "
+        "(`vigil sim --stamp-time`); one Vigil ingests it over RTSP/TCP, records it and serves "
+        "it. A client decodes every frame and reads the stamp on arrival: latency = arrival - "
+        "stamp, same machine, same clock, so it includes encoding, sending, Vigil, the client's "
+        "jitter buffer and decoding. RTSP clients: `rtspsrc latency=0 protocols=tcp ! "
+        "rtph264depay ! h264parse ! avdec_h264 max-threads=1 ! appsink`; WHEP: aiortc "
+        f"(PyAV decoder), arrival = `track.recv()` returning. The first {SKIP_S:g} s of each "
+        "client are left out (start-up).",
+        "",
+    ]
+    if long_mode:
+        lines += [
+            "All paths ran at the same time (three decoding clients share the 2 cores).",
+            "",
+            *_latency_table(latencies, missing),
+            "",
+            *_per_minute(latencies),
+        ]
+    else:
+        lines += [
+            "### Latency (paths one after the other, the same Vigil and camera)",
+            "",
+            *_latency_table(latencies, missing),
+            "",
+            *_targets(latencies),
+            "",
+            "### Fan-out: what each viewer costs Vigil",
+            "",
+            f"Viewers join, then after {args.warmup:g} s Vigil's CPU (utime+stime from "
+            f"/proc/PID/stat over {args.window:g} s, 100 % = one core) and memory "
+            "(/proc/PID/smaps_rollup at the end of the window) are read; per viewer = (with N - "
+            "with 0) / N, against the same Vigil with no viewer (CPU: mean of the 0-viewer "
+            "windows before and after; memory: before). Viewers do not decode and live in one "
+            "client process (its CPU is shown apart): RTSP readers are Vigil's RTSP client for "
+            "the handshake and then one thread reading the interleaved TCP streams into the "
+            "void; WHEP viewers are aiortc peers whose decoder only counts frames (RTP, SRTP, "
+            'RTCP and depayloading still run in Python). "Receiving" counts viewers that got '
+            "at least half the median viewer's data in the window.",
+            "",
+            *_fanout_table(fanouts),
+        ]
+    return "\n".join(lines) + "\n"
