@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 FPS = 25
 GOP_S = 1.0
 FRAME_S = 1 / FPS
-SEGMENT_S = 18  # three closed segments hold a 50 s range
+SEGMENT_S = 8  # three closed segments hold a 20 s range
+RANGE_S = 20
 SIZE = (320, 240)
 
 
@@ -78,9 +79,9 @@ async def test_segments_gaps_downloads_exports_and_snapshots(tmp_path: Path) -> 
             file.write_bytes(download.content)
             assert ffprobe(file).frames > 0
 
-            # The range covers three segments: 50 s from 1.5 s into the first.
+            # The range covers three segments: 20 s from 1.5 s into the first.
             start = starts[0] + timedelta(seconds=1.5)
-            end = start + timedelta(seconds=50)
+            end = start + timedelta(seconds=RANGE_S)
             assert end < datetime.fromisoformat(str(segments[2]["end"]))
             query = {"start": start.isoformat(), "end": end.isoformat()}
             export = await client.get("/api/v1/streams/cam/export.mp4", params=query)
@@ -91,7 +92,7 @@ async def test_segments_gaps_downloads_exports_and_snapshots(tmp_path: Path) -> 
             probe = ffprobe(clip)
             assert (probe.codec, probe.width, probe.height) == ("h264", *SIZE)
             # From the keyframe at or before `start`: at most one GOP (and a frame) more.
-            assert 50 - FRAME_S <= probe.duration <= 50 + GOP_S + FRAME_S, probe.duration
+            assert RANGE_S - FRAME_S <= probe.duration <= RANGE_S + GOP_S + FRAME_S, probe.duration
             assert _decodes(clip)
 
             # Before the recording began there is no video: 404 pointing at the first frame.

@@ -232,9 +232,10 @@ async def test_flapping_camera_never_disturbs_the_good_ones(tmp_path: Path) -> N
                 closed = ClosedSegments(vigil)
                 names = ["good1", "good2", "good3"]
                 await until(lambda: closed.at_least(names, 1), timeout=60)
+                # 30 s of flapping every 2 s: fifteen times the bad camera comes and goes.
                 with flapping(bad, period=2.0):
-                    await asyncio.sleep(60)
-                await until(lambda: closed.at_least(names, 15), timeout=60)
+                    await asyncio.sleep(30)
+                await until(lambda: closed.at_least(names, 8), timeout=60)
                 bad_status = vigil.streams.status("bad")
                 assert bad_status is not None and bad_status.transitions >= 4
         finally:
@@ -243,5 +244,5 @@ async def test_flapping_camera_never_disturbs_the_good_ones(tmp_path: Path) -> N
     assert not [g for g in gaps if g.stream.startswith("good")]
     for name in ("good1", "good2", "good3"):
         mine = [r for r in segments if r.stream == name]
-        assert len(mine) >= 15
+        assert len(mine) >= 8
         _assert_contiguous(mine)
