@@ -214,7 +214,10 @@ class TestPatternSource(_NoExtras):
         caps.set_property(
             "caps",
             Gst.Caps.from_string(
-                f"video/x-raw,width={spec.width},height={spec.height},framerate={spec.fps}/1"
+                # I420: 8-bit 4:2:0 like a camera's; left open, x264 is handed videotestsrc's
+                # first format and encodes High 4:4:4 (10-bit), which browsers cannot decode.
+                f"video/x-raw,format=I420,width={spec.width},height={spec.height},"
+                f"framerate={spec.fps}/1"
             ),
         )
         overlay = gst.make("clockoverlay", time_format="%Y-%m-%d %H:%M:%S")
