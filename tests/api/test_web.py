@@ -44,6 +44,9 @@ async def test_the_page_and_its_files_need_no_token_but_the_api_still_does(
     etag = (await client.get("/ui/app.js")).headers["etag"]
     assert (await client.get("/ui/app.js", headers={"If-None-Match": etag})).status_code == 304
 
+    icon = await client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+
     for missing in ("/ui/nothing.js", "/ui/../pyproject.toml", "/ui/%2e%2e/app.py", "/ui/"):
         assert (await client.get(missing)).status_code == 404, missing
 

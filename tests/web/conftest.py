@@ -1,6 +1,12 @@
-"""The browser UI against a real Vigil: one `vigil run` process and one headless Chromium
-(Debian's, driven by Selenium through the system chromedriver: nothing is downloaded) for the
-whole module, so the browser tests cost seconds, not minutes."""
+"""The browser UI against a real Vigil: one `vigil run` process (fed by one simulated RTSP
+camera) and one headless Chromium (Debian's, driven by Selenium through the system
+chromedriver: nothing is downloaded) for the whole module, so the browser tests cost seconds,
+not minutes.
+
+The camera is `vigil sim`'s rather than a `test://` pattern: that encodes whatever videotestsrc
+offers x264enc first, which here is 4:4:4 at 10 bits (High 4:4:4 Predictive), and no browser's
+WebRTC decoder takes that (Chromium receives the packets, asks for keyframes and decodes none);
+cameras, like the simulator, send 8-bit 4:2:0."""
 
 from __future__ import annotations
 
@@ -19,13 +25,14 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.support.media import environment_without_vigil, wait_for
+from tests.support.media import environment_without_vigil, simulator, wait_for
 from vigil.store.tokens import hash_token
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"  # Debian's chromium-driver (scripts/bootstrap.sh)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-TOKEN = "vgl_browser-test-token"
+TOKEN = "vgl_browser-test-token"  # viewer: all the UI needs
+OPERATOR_TOKEN = "vgl_browser-test-operator"  # the test's own calls: end sessions, restart
 SIZE = (320, 240)
 _saved: list[Path] = []
 
@@ -39,6 +46,11 @@ class Served:
     whep: bool  # the WHEP endpoint exists in this Vigil
     process: subprocess.Popen[bytes]
 
+    def call(self, method: str, path: str, **params: str) -> httpx.Response:
+        """The API, as an operator."""
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        return httpx.request(method, self.url + path, params=params, headers=headers, timeout=30)
+
     def check(self) -> None:
         """AssertionError with the end of its log if Vigil is no longer running."""
         if self.process.poll() is not None:
@@ -46,14 +58,15 @@ class Served:
             raise AssertionError(f"vigil run exited ({self.process.returncode}):\n{tail}")
 
 
-def _config(base: Path) -> str:
-    ball = f"test://ball?size={SIZE[0]}x{SIZE[1]}&fps=10"
+def _config(base: Path, camera: str) -> str:
     return (
         f"data_dir: {base / 'data'}\n"
         "recording: {segment_seconds: 2}\n"
-        f"api: {{tokens: [{{name: browser, role: viewer, sha256: {hash_token(TOKEN)}}}]}}\n"
+        "api: {tokens: ["
+        f"{{name: browser, role: viewer, sha256: {hash_token(TOKEN)}}}, "
+        f"{{name: ops, role: operator, sha256: {hash_token(OPERATOR_TOKEN)}}}]}}\n"
         "streams:\n"
-        f'  - {{name: ball, source: "{ball}"}}\n'
+        f'  - {{name: cam, source: "{camera}"}}\n'
         f'  - {{name: bars, source: "test://smpte?size=160x120&fps=5", record: false}}\n'
         f'  - {{name: spare, source: "test://ball?size=160x120&fps=5", enabled: false}}\n'
     )
@@ -61,10 +74,17 @@ def _config(base: Path) -> str:
 
 @pytest.fixture(scope="module")
 def vigil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Vigil with three streams (recorded, not recorded, disabled), behind a viewer token."""
+    """Vigil with three streams (a recorded camera, a pattern not recorded, one disabled),
+    behind a viewer token."""
     base = tmp_path_factory.mktemp("web")
-    config = base / "vigil.yml"
-    config.write_text(_config(base))
+    size = f"{SIZE[0]}x{SIZE[1]}"
+    with simulator(cameras=1, size=size, fps=10, gop=10, bitrate=300) as (port, _):
+        config = base / "vigil.yml"
+        config.write_text(_config(base, f"rtsp://127.0.0.1:{port}/cam1"))
+        yield from _run(base, config)
+
+
+def _run(base: Path, config: Path) -> Iterator[Served]:
     log = base / "vigil.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -83,7 +103,7 @@ def vigil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         url = found[0]
         wait_for(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout=30)
         # The WHEP endpoint is another part of issue 6: without it, a POST finds no route.
-        probe = httpx.post(f"{url}/ball/whep", content=b"", timeout=10, headers={
+        probe = httpx.post(f"{url}/cam/whep", content=b"", timeout=10, headers={
             "Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"})  # fmt: skip
         yield Served(url, log, whep=probe.status_code not in (404, 405), process=process)
     finally:

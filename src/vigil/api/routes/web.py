@@ -1,4 +1,5 @@
-"""The browser UI: `index.html` at `/`, its modules, style and icon under `/ui/`.
+"""The browser UI: `index.html` at `/`, its modules, style and icon under `/ui/` (the icon
+also as `/favicon.ico`).
 
 The UI is static files shipped in the package (`src/vigil/web/`, no build step); everything it
 shows comes from the API, called by the browser with the user's bearer token. The files
@@ -59,6 +60,13 @@ async def index() -> FileResponse:
         media_type="text/html; charset=utf-8",
         headers={**HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY},
     )
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """Browsers ask for it on every page without an icon of its own (/docs, a JSON answer
+    opened in a tab): the UI's icon rather than a 404 in their console."""
+    return FileResponse(WEB_DIRECTORY / "icon.svg", media_type="image/svg+xml", headers=HEADERS)
 
 
 def mount_ui(app: FastAPI) -> None:
