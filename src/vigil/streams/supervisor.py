@@ -425,7 +425,8 @@ class StreamSupervisor:
 
         def build() -> IngestPipeline:
             pipeline = IngestPipeline(plan.name, plan.source, post,
-                                      read_batch_ms=plan.read_batch_ms)  # fmt: skip
+                                      read_batch_ms=plan.read_batch_ms,
+                                      relays=self._relays)  # fmt: skip
             if plan.record:
                 pipeline.attach_recording(self._recording_spec())
             pipeline.start()
