@@ -41,6 +41,8 @@ from vigil.recording.retention import Retention
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.recording.storage import StorageManager
 from vigil.recording.volumes import VolumePool
+from vigil.serve.rtsp_auth import RtspAuthPolicy
+from vigil.serve.rtsp_server import RtspServer
 from vigil.serve.sessions import SessionRegistry
 from vigil.serve.webrtc.gateway import WebRtcGateway
 from vigil.store.db import Database
@@ -73,6 +75,7 @@ class StartupSummary:
     api_url: str
     streams: int
     simulator_urls: list[str]
+    rtsp_url: str = ""  # rtsp://host:port/<stream>, when the RTSP server runs
 
 
 class Vigil:
@@ -109,6 +112,7 @@ class Vigil:
         # Where each stream's video meets its viewers (and a publisher meets its stream).
         self.relays = RelayHub()
         self.sessions = SessionRegistry()
+        self.rtsp: RtspServer | None = None
         self.webrtc: WebRtcGateway | None = None
         self._simulator: SimulatorProcess | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
@@ -200,6 +204,7 @@ class Vigil:
             api_url=self.api.url if self.api is not None else "",
             streams=sum(1 for plan in effective.streams if plan.enabled),
             simulator_urls=simulator_urls,
+            rtsp_url=self.rtsp.url_pattern if self.rtsp is not None else "",
         )
 
     async def _start_storage(self) -> None:
@@ -286,8 +291,39 @@ class Vigil:
         await self.api.start()
 
     async def _start_rtsp(self) -> None:
-        """Serve every stream at rtsp://host:port/<name>, and take RTSP publishers."""
-        # (serve/rtsp_server.py)
+        """Serve every stream at rtsp://host:port/<name>, and take RTSP publishers. Without
+        any credential (no API token, no RTSP user) it listens on loopback only, and says so."""
+        cfg, rtsp = self.config, self.config.config.rtsp
+        if not rtsp.enabled:
+            return
+        assert self.db is not None
+        tokens = TokenStore(self.db)
+        configured = {t.sha256: (t.name, Role(t.role)) for t in cfg.api.tokens}
+        policy = RtspAuthPolicy(
+            users=rtsp.users, anonymous_read=rtsp.anonymous_read, methods=rtsp.auth_methods,
+            tokens=lambda: {**tokens.active(), **configured},
+        )  # fmt: skip
+        host = rtsp.host
+        if not rtsp.users and not configured and not await self._write(partial(tokens.active)):
+            if not is_loopback(host):
+                logger.warning(
+                    "no API token and no RTSP user exists: RTSP listens on 127.0.0.1 only "
+                    "instead of %s (create a token with `vigil tokens create NAME --role "
+                    "viewer`, or add rtsp.users)", rtsp.listen,
+                )  # fmt: skip
+                host = "127.0.0.1"
+            else:
+                logger.info("no API token and no RTSP user exists: RTSP open, on loopback only")
+        tls = None
+        if rtsp.tls_certificate is not None and rtsp.tls_key is not None:
+            tls = (cfg.base_dir / rtsp.tls_certificate, cfg.base_dir / rtsp.tls_key)
+        server = RtspServer(
+            host=host, port=rtsp.port, policy=policy, relays=self.relays, sessions=self.sessions,
+            streams=lambda: self.desired.current.streams if self.desired is not None else (),
+            tls=tls, multicast_config=rtsp, session_timeout_s=rtsp.session_timeout_s,
+        )  # fmt: skip
+        await asyncio.wrap_future(self._glib.call(server.start))
+        self.rtsp = server
 
     async def _start_webrtc(self) -> None:
         """WHEP playback and WHIP ingest, answered through the API's HTTP server."""
@@ -333,6 +369,9 @@ class Vigil:
             self._notifier.stopping(self.status_line())
         if self.api is not None:
             await self.api.stop()
+        if self.rtsp is not None:  # viewers and publishers go before the streams they watch
+            rtsp, self.rtsp = self.rtsp, None
+            await asyncio.wrap_future(self._glib.call(rtsp.stop))
         if self.webrtc is not None:  # viewers and publishers go before their streams
             await self.webrtc.stop()
         if self._exports is not None:  # the exports kept for re-use are only a cache

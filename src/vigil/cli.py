@@ -132,6 +132,8 @@ async def _serve(resolved: ResolvedConfig, config_path: Path | None) -> int:
             console.print(f"  {'recordings:' if index == 0 else '':<11} {volume}")
         console.print(f"  database:   {summary.database}")
         console.print(f"  API:        {summary.api_url}  (docs: {summary.api_url}/docs)")
+        if summary.rtsp_url:
+            console.print(f"  RTSP:       {summary.rtsp_url}")
         if summary.simulator_urls:
             console.print(
                 f"  simulator:  {summary.simulator_urls[0]} … "

@@ -9,6 +9,7 @@ prometheus_client's default registry (`vigil.observability.metrics`, process and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -24,6 +25,14 @@ from vigil.streams.status import StreamStatus
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class SessionCounts(Protocol):
+    """Open and opened sessions by (kind, stream): `vigil.serve.sessions.SessionRegistry`."""
+
+    def counts(self) -> dict[tuple[str, str], int]: ...
+
+    def opened(self) -> dict[tuple[str, str], int]: ...
+
+
 class StreamCollector(Collector):
     """Yields every stream's metrics, and the service's own, from callables read per scrape."""
 
@@ -34,8 +43,10 @@ class StreamCollector(Collector):
         bus_subscribers: Callable[[], int] | None = None,
         build: dict[str, str] | None = None,
         volumes: Callable[[], Iterable[VolumeView]] | None = None,
+        sessions: SessionCounts | None = None,
     ) -> None:
         self._statuses = statuses
+        self._sessions = sessions
         self._volumes = volumes
         self._bus_subscribers = bus_subscribers
         self._build = build or {}
@@ -114,6 +125,8 @@ class StreamCollector(Collector):
         yield from (up, state, fps, bitrate, frames, received, reconnects, down, age, blocked)
         if self._volumes is not None:
             yield from _volume_metrics(list(self._volumes()))
+        if self._sessions is not None:
+            yield from _session_metrics(self._sessions)
         if self._bus_subscribers is not None:
             yield GaugeMetricFamily(
                 "vigil_event_bus_subscribers",
@@ -125,6 +138,24 @@ class StreamCollector(Collector):
             info = InfoMetricFamily("vigil_build", "Vigil's version and its GStreamer's.")
             info.add_metric([], self._build)
             yield info
+
+
+def _session_metrics(sessions: SessionCounts) -> Iterator[Metric]:
+    """Viewer and publisher sessions (RTSP, WHEP, WHIP) by kind and stream."""
+    labels = ["kind", "stream"]
+    open_ = GaugeMetricFamily(
+        "vigil_serve_sessions",
+        "Open viewer/publisher sessions (rtsp-play, rtsp-publish, whep, whip).",
+        labels=labels,
+    )
+    opened = CounterMetricFamily(
+        "vigil_serve_sessions_opened", "Sessions opened since Vigil started.", labels=labels
+    )
+    for (kind, stream), count in sorted(sessions.counts().items()):
+        open_.add_metric([kind, stream], count)
+    for (kind, stream), count in sorted(sessions.opened().items()):
+        opened.add_metric([kind, stream], count)
+    yield from (open_, opened)
 
 
 def _volume_metrics(views: list[VolumeView]) -> Iterator[Metric]:

@@ -32,5 +32,6 @@ async def metrics(services: Services, _caller: Viewer) -> Response:
         bus_subscribers=lambda: services.bus.subscriber_count,
         build={"version": services.version, "gstreamer": services.gstreamer_version},
         volumes=services.storage.pool.views if services.storage is not None else None,
+        sessions=services.sessions,
     )
     return Response(exposition(collector), media_type=CONTENT_TYPE)
