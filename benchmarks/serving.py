@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--whep-viewers", default="1,10,50")
     parser.add_argument("--window", type=float, default=20.0, help="fan-out measurement window")
     parser.add_argument("--warmup", type=float, default=8.0, help="after viewers joined")
+    parser.add_argument(
+        "--read-batch-ms", type=int, default=None, help="Vigil's ingest.rtsp_read_batch_ms"
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/PERFORMANCE.md"))
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
@@ -168,7 +171,7 @@ def main() -> None:
     missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="vigil-bench-serving-") as tmp:
         sim = StampingSimulator(SIZE, FPS, BITRATE_KBIT)
-        vigil = Vigil(sim.url, Path(tmp))
+        vigil = Vigil(sim.url, Path(tmp), args.read_batch_ms)
         try:
             vigil.wait_streaming()
             why = vigil.serves_rtsp()

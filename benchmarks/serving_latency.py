@@ -3,7 +3,10 @@ read the time `vigil sim --stamp-time` drew into it (`vigil.media.framestamp`).
 
 RTSP: `rtspsrc latency=0 ! rtph264depay ! h264parse ! avdec_h264 max-threads=1 ! appsink`
 (one decoding thread: frame threading would hold frames back by design). WHEP: aiortc, which
-decodes with PyAV; a frame's arrival is when `track.recv()` hands it over.
+decodes with PyAV; a frame's arrival is when `track.recv()` hands it over. aiortc's jitter
+buffer only releases a frame when the first packet of the next one arrives (one frame interval
+later, which a browser does not wait for), so WHEP frames also get a second figure: the time
+their last RTP packet (marker bit) arrived, noted by a patch on aiortc's receiver.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import gi
 
@@ -29,11 +33,19 @@ class Latencies:
     """What one client saw: (seconds since its first frame, latency ms) per readable frame."""
 
     samples: list[tuple[float, int]] = field(default_factory=list)
+    # WHEP only: latency to the arrival of each frame's last RTP packet.
+    complete: list[tuple[float, int]] = field(default_factory=list)
     frames: int = 0
     unreadable: int = 0
     error: str | None = None
 
-    def add(self, plane: bytes | memoryview, stride: int, layout: StampLayout) -> None:
+    def add(
+        self,
+        plane: bytes | memoryview,
+        stride: int,
+        layout: StampLayout,
+        complete_ms: int | None = None,
+    ) -> None:
         arrival_ms = time.time_ns() // 1_000_000
         self.frames += 1
         stamp = read_stamp(plane, stride, layout)
@@ -42,11 +54,52 @@ class Latencies:
             return
         if not self.samples:
             self._first = time.monotonic()
-        self.samples.append((time.monotonic() - self._first, latency_ms(arrival_ms, stamp)))
+        at = time.monotonic() - self._first
+        self.samples.append((at, latency_ms(arrival_ms, stamp)))
+        if complete_ms is not None:
+            self.complete.append((at, latency_ms(complete_ms, stamp)))
 
-    def values(self, skip_s: float = 0.0) -> list[int]:
+    def values(self, skip_s: float = 0.0, *, complete: bool = False) -> list[int]:
         """Latencies after the first `skip_s` seconds (start-up excluded)."""
-        return [value for at, value in self.samples if at >= skip_s]
+        return [
+            value for at, value in (self.complete if complete else self.samples) if at >= skip_s
+        ]
+
+
+_marker_ms: dict[int, int] = {}  # RTP timestamp -> wall-clock ms its marker packet arrived
+_original: dict[int, int] = {}  # aiortc's mapped timestamp (the frame's pts) -> RTP timestamp
+
+
+def _note_rtp_arrivals() -> None:
+    """Patch aiortc (once per process) to note when each frame's last packet arrived."""
+    import aiortc.rtcrtpreceiver as receiver
+
+    if getattr(receiver, "_vigil_noted", False):
+        return
+    receiver._vigil_noted = True  # type: ignore[attr-defined]
+    handle, mapper = receiver.RTCRtpReceiver._handle_rtp_packet, receiver.TimestampMapper.map
+
+    async def handle_noting(self: object, packet: Any, arrival_time_ms: int) -> None:
+        if packet.marker and packet.timestamp not in _marker_ms:
+            _marker_ms[packet.timestamp] = time.time_ns() // 1_000_000
+            if len(_marker_ms) > 1000:
+                del _marker_ms[next(iter(_marker_ms))]
+        await handle(self, packet, arrival_time_ms)  # type: ignore[arg-type]
+
+    def map_noting(self: object, timestamp: int) -> int:
+        mapped = mapper(self, timestamp)  # type: ignore[arg-type]
+        _original[mapped] = timestamp
+        if len(_original) > 1000:
+            del _original[next(iter(_original))]
+        return mapped
+
+    receiver.RTCRtpReceiver._handle_rtp_packet = handle_noting  # type: ignore[method-assign]
+    receiver.TimestampMapper.map = map_noting  # type: ignore[method-assign]
+
+
+def _complete_ms(pts: int | None) -> int | None:
+    original = _original.get(pts) if pts is not None else None
+    return _marker_ms.get(original) if original is not None else None
 
 
 def percentile(values: list[int] | list[float], fraction: float) -> float:
@@ -108,6 +161,7 @@ async def whep_latencies(url: str, seconds: float) -> Latencies:
     import httpx
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
+    _note_rtp_arrivals()
     result = Latencies()
     peer = RTCPeerConnection()
     tracks: asyncio.Queue[object] = asyncio.Queue()
@@ -133,7 +187,8 @@ async def whep_latencies(url: str, seconds: float) -> Latencies:
                     frame = await track.recv()  # type: ignore[attr-defined]
                     plane = frame.planes[0]
                     layout = StampLayout.for_frame(frame.width, frame.height)
-                    result.add(memoryview(plane), plane.line_size, layout)
+                    complete = _complete_ms(frame.pts)
+                    result.add(memoryview(plane), plane.line_size, layout, complete)
         except (TimeoutError, httpx.HTTPError) as error:
             result.error = f"{type(error).__name__}: {error}"
         finally:

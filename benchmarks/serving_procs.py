@@ -79,7 +79,7 @@ class StampingSimulator:
 class Vigil:
     """`vigil run` with one stream `cam1` from `camera_url`; API and RTSP on loopback ports."""
 
-    def __init__(self, camera_url: str, work: Path) -> None:
+    def __init__(self, camera_url: str, work: Path, read_batch_ms: int | None = None) -> None:
         self.api_port, self.rtsp_port = free_port(), free_port()
         config = work / "vigil.yml"
         config.write_text(
@@ -89,6 +89,8 @@ class Vigil:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
         env["VIGIL_API__LISTEN"] = f"127.0.0.1:{self.api_port}"
         env["VIGIL_RTSP__LISTEN"] = f"127.0.0.1:{self.rtsp_port}"
+        if read_batch_ms is not None:  # otherwise Vigil's default low-water mark
+            env["VIGIL_INGEST__RTSP_READ_BATCH_MS"] = str(read_batch_ms)
         self.log = (work / "vigil.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vigil", "run", "-c", str(config)],
