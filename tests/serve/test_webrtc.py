@@ -68,7 +68,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
             yield served
 
 
-async def _frames(viewer: Viewer, more_than: int, timeout: float = 20) -> None:
+async def _frames(viewer: Viewer, more_than: int, timeout: float = 30) -> None:
     await until(lambda: viewer.frames > more_than, timeout,
                 f"only {viewer.frames} frames decoded")  # fmt: skip
 
@@ -142,7 +142,7 @@ async def test_simulator_stream_plays_and_a_kick_ends_the_session(served: Served
         answer = await served.client.delete(f"/api/v1/sessions/{listed[0]['id']}",
                                             headers=served.auth(OPERATOR))  # fmt: skip
         assert answer.status_code == 204
-        await until(lambda: len(served.vigil.sessions.list(stream="sim")) == 1, 10)
+        await until(lambda: len(served.vigil.sessions.list(stream="sim")) == 1, 20)
         kept = viewers[1] if str(listed[0]["id"]) in viewers[0].response.headers["location"] \
             else viewers[0]  # fmt: skip
         await _frames(kept, kept.frames + 5)  # the other viewer keeps playing
