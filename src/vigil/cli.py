@@ -141,6 +141,9 @@ async def _serve(resolved: ResolvedConfig, config_path: Path | None) -> int:
             )
         console.print("Press Ctrl-C to stop.")
         await stop.wait()
+    except OSError as exc:  # a port taken, a directory not writable: the message says which
+        logging.getLogger("vigil").error("Vigil cannot start: %s", exc)
+        return 1
     except Exception:
         logging.getLogger("vigil").exception("Vigil failed")
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,10 +31,12 @@ CASES = {
 }
 
 
-def _vigil(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _vigil(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vigil", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=60, env=environment_without_vigil(),
+        timeout=60, env=env or environment_without_vigil(),
     )  # fmt: skip
 
 
@@ -71,3 +74,19 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = _vigil("run", "-c", str(tmp_path / "nope.yml"), cwd=tmp_path)
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("section", ["api", "rtsp"])
+def test_a_taken_port_exits_1_naming_the_address(tmp_path: Path, section: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "vigil.yml"
+        config.write_text(f"data_dir: {tmp_path / 'data'}\nstreams: []\n")
+        env = environment_without_vigil()  # the other server on a free port, this one on ours
+        env[f"VIGIL_{section.upper()}__LISTEN"] = f"127.0.0.1:{port}"
+        result = _vigil("run", "-c", str(config), cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert "Vigil cannot start" in result.stderr and "Traceback" not in result.stderr
