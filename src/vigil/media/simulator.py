@@ -61,7 +61,9 @@ class SimulatorSettings:
 
 
 def _picture_description(s: SimulatorSettings) -> str:
-    raw = f"video/x-raw,width={s.width},height={s.height},framerate={s.fps}/1"
+    # 8-bit 4:2:0 as cameras send: left open, x264 took videotestsrc's first format and encoded
+    # High 4:4:4 10-bit, which browsers offer to take over WebRTC but never decode.
+    raw = f"video/x-raw,format=I420,width={s.width},height={s.height},framerate={s.fps}/1"
     if s.file is not None:
         source = f"intervideosrc channel=vigil-sim timeout=1000000000000 ! {raw}"
     else:
@@ -103,7 +105,9 @@ def _raw_description(s: SimulatorSettings) -> str:
 
 
 def _file_description(s: SimulatorSettings) -> str:
-    raw = f"video/x-raw,width={s.width},height={s.height},framerate={s.fps}/1"
+    # 8-bit 4:2:0 as cameras send: left open, x264 took videotestsrc's first format and encoded
+    # High 4:4:4 10-bit, which browsers offer to take over WebRTC but never decode.
+    raw = f"video/x-raw,format=I420,width={s.width},height={s.height},framerate={s.fps}/1"
     location = GLib.strescape(str(s.file), None)
     return (
         f'filesrc location="{location}" ! decodebin ! videoconvert ! videoscale ! videorate ! '
