@@ -29,7 +29,13 @@ from benchmarks.serving_procs import StampingSimulator, Usage, Viewers, Vigil, u
 from benchmarks.serving_report import render
 
 SIZE, FPS, BITRATE_KBIT = "1280x720", 25, 2000
-PATHS = {"baseline": "RTSP from the simulator", "rtsp": "RTSP via Vigil", "whep": "WHEP via Vigil"}
+PATHS = {
+    "baseline": "RTSP/TCP from the simulator",
+    "rtsp": "RTSP/TCP via Vigil",
+    "baseline-udp": "RTSP/UDP from the simulator",
+    "rtsp-udp": "RTSP/UDP via Vigil",
+    "whep": "WHEP via Vigil",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ def latency_phase(
     runs: dict[str, Callable[[], Latencies]] = {
         "baseline": lambda: rtsp_latencies(sim.url, seconds),
         "rtsp": lambda: rtsp_latencies(vigil.rtsp_url, seconds),
+        "baseline-udp": lambda: rtsp_latencies(sim.url, seconds, protocols="udp"),
+        "rtsp-udp": lambda: rtsp_latencies(vigil.rtsp_url, seconds, protocols="udp"),
         "whep": lambda: asyncio.run(whep_latencies(vigil.whep_url, seconds)),
     }
     results: dict[str, Latencies] = {}
@@ -149,7 +157,7 @@ def main() -> None:
     parser.add_argument(
         "--long-minutes", type=float, default=0.0, help="all paths at once, p95 per minute"
     )
-    parser.add_argument("--paths", default="baseline,rtsp,whep")
+    parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--rtsp-viewers", default="1,50,200")
     parser.add_argument("--whep-viewers", default="1,10,50")
     parser.add_argument("--window", type=float, default=20.0, help="fan-out measurement window")
@@ -177,6 +185,7 @@ def main() -> None:
             why = vigil.serves_rtsp()
             if why is not None:
                 missing["rtsp"] = f"Vigil's RTSP server did not play cam1 ({why})"
+                missing["rtsp-udp"] = missing["rtsp"]
             why = vigil.whep_missing()
             if why is not None:
                 missing["whep"] = why

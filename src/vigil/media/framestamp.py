@@ -42,7 +42,9 @@ class StampLayout:
 
 
 def _check(value: int) -> int:
-    return zlib.crc32(value.to_bytes(4, "big")) & 0xFF
+    # Flipped so that uniform bands (all ones: the CRC-32 of 0xFFFFFFFF is 0xFFFFFFFF; all
+    # zeros) do not read as stamps: a grey frame from a decoder missing its references does.
+    return (zlib.crc32(value.to_bytes(4, "big")) & 0xFF) ^ 0xA5
 
 
 def stamp_bits(milliseconds: int) -> list[int]:
