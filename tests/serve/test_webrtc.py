@@ -212,6 +212,18 @@ async def test_whip_publisher_is_recorded_and_re_served(served: Served) -> None:
         await _frames(viewer, 10, timeout=30)
         assert viewer.sizes == {(320, 240)}
 
+        # Re-served over RTSP too (the API token as the Basic password).
+        assert served.vigil.rtsp is not None
+        rtsp_url = served.vigil.rtsp.url_pattern.replace("<stream>", "pub")
+        rtsp_url = rtsp_url.replace("rtsp://", f"rtsp://viewer:{VIEWER}@")
+        read = await asyncio.to_thread(
+            subprocess.run,
+            ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+             "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", rtsp_url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert read.stdout.strip() == "h264,320,240", read.stderr
+
         segments: list[dict[str, object]] = []
 
         async def complete() -> bool:
