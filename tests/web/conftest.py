@@ -1,12 +1,6 @@
-"""The browser UI against a real Vigil: one `vigil run` process (fed by one simulated RTSP
-camera) and one headless Chromium (Debian's, driven by Selenium through the system
-chromedriver: nothing is downloaded) for the whole module, so the browser tests cost seconds,
-not minutes.
-
-The camera is `vigil sim`'s rather than a `test://` pattern: that encodes whatever videotestsrc
-offers x264enc first, which here is 4:4:4 at 10 bits (High 4:4:4 Predictive), and no browser's
-WebRTC decoder takes that (Chromium receives the packets, asks for keyframes and decodes none);
-cameras, like the simulator, send 8-bit 4:2:0."""
+"""The browser UI against a real Vigil: one `vigil run` process and one headless Chromium
+(Debian's, driven by Selenium through the system chromedriver: nothing is downloaded) for the
+whole module, so the browser tests cost seconds, not minutes."""
 
 from __future__ import annotations
 
@@ -23,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 
-from tests.support.media import environment_without_vigil, simulator, wait_for
+from tests.support.media import environment_without_vigil, wait_for
 from vigil.store.tokens import hash_token
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,7 +53,8 @@ class Served:
             raise AssertionError(f"vigil run exited ({self.process.returncode}):\n{tail}")
 
 
-def _config(base: Path, camera: str) -> str:
+def _config(base: Path) -> str:
+    camera = f"test://ball?size={SIZE[0]}x{SIZE[1]}&fps=10"
     return (
         f"data_dir: {base / 'data'}\n"
         "recording: {segment_seconds: 2}\n"
@@ -66,7 +62,7 @@ def _config(base: Path, camera: str) -> str:
         f"{{name: browser, role: viewer, sha256: {hash_token(TOKEN)}}}, "
         f"{{name: ops, role: operator, sha256: {hash_token(OPERATOR_TOKEN)}}}]}}\n"
         "streams:\n"
-        f'  - {{name: cam, source: "{camera}"}}\n'
+        f'  - {{name: ball, source: "{camera}"}}\n'
         f'  - {{name: bars, source: "test://smpte?size=160x120&fps=5", record: false}}\n'
         f'  - {{name: spare, source: "test://ball?size=160x120&fps=5", enabled: false}}\n'
     )
@@ -74,17 +70,11 @@ def _config(base: Path, camera: str) -> str:
 
 @pytest.fixture(scope="module")
 def vigil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Vigil with three streams (a recorded camera, a pattern not recorded, one disabled),
-    behind a viewer token."""
+    """Vigil with three test-pattern streams (one recorded, one not, one disabled), behind a
+    viewer token."""
     base = tmp_path_factory.mktemp("web")
-    size = f"{SIZE[0]}x{SIZE[1]}"
-    with simulator(cameras=1, size=size, fps=10, gop=10, bitrate=300) as (port, _):
-        config = base / "vigil.yml"
-        config.write_text(_config(base, f"rtsp://127.0.0.1:{port}/cam1"))
-        yield from _run(base, config)
-
-
-def _run(base: Path, config: Path) -> Iterator[Served]:
+    config = base / "vigil.yml"
+    config.write_text(_config(base))
     log = base / "vigil.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -103,7 +93,7 @@ def _run(base: Path, config: Path) -> Iterator[Served]:
         url = found[0]
         wait_for(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout=30)
         # The WHEP endpoint is another part of issue 6: without it, a POST finds no route.
-        probe = httpx.post(f"{url}/cam/whep", content=b"", timeout=10, headers={
+        probe = httpx.post(f"{url}/ball/whep", content=b"", timeout=10, headers={
             "Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"})  # fmt: skip
         yield Served(url, log, whep=probe.status_code not in (404, 405), process=process)
     finally:
@@ -159,10 +149,14 @@ def console_errors(driver: webdriver.Chrome, allowed: tuple[str, ...] = ()) -> l
 
 
 def until(predicate: Any, timeout: float, message: str = "") -> Any:
-    """Poll `predicate` until it returns something true; that value, or AssertionError."""
+    """Poll `predicate` until it returns something true; that value, or AssertionError. An
+    element missing or replaced while it looks counts as false."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None  # not on the page (yet), or redrawn meanwhile
         if value:
             return value
         if time.monotonic() > deadline:

@@ -10,6 +10,7 @@ import { ApiError, errorOf, request, streamPath, withToken } from "./api.js";
 import { backoff } from "./bus.js";
 
 const GATHERING_TIMEOUT_MS = 3000; // send what was gathered by then
+const ANSWER_TIMEOUT_MS = 15000; // a POST unanswered this long is given up (and its connection freed)
 const FIRST_FRAME_TIMEOUT_MS = 10000;
 const STALL_MS = 6000; // no new decoded frame for this long: the session is dead
 const DISCONNECTED_GRACE_MS = 4000; // "disconnected" often recovers by itself
@@ -54,6 +55,7 @@ export class WhepSession {
     this.pc = null;
     this.location = null;
     this.stopped = false;
+    this.signalling = new AbortController();
   }
 
   async start() {
@@ -67,9 +69,16 @@ export class WhepSession {
     await gathered(pc, GATHERING_TIMEOUT_MS);
     if (this.stopped) return;
     const url = whepUrl(this.stream);
-    const response = await request(url, {
-      method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
-    });
+    const timer = setTimeout(() => this.signalling.abort(new Error("no answer from Vigil")), ANSWER_TIMEOUT_MS);
+    let response;
+    try {
+      response = await request(url, {
+        method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
+        signal: this.signalling.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
     if (response.status !== 201) {
       const error = await errorOf(response);
       error.retryAfter = Number(response.headers.get("Retry-After")) || 0;
@@ -103,6 +112,7 @@ export class WhepSession {
   /** Close the connection and end the session on the server (best effort, also on unload). */
   stop() {
     this.stopped = true;
+    this.signalling.abort(new Error("stopped"));
     this.pc?.close();
     this.pc = null;
     if (this.location) {
@@ -139,8 +149,8 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 
 /**
  * Plays a stream live into `video` for as long as it is started, reconnecting by itself.
- * `onChange(state, detail)` hears: "connecting", "live", "retrying" (detail: why, and when
- * the next try is), "stopped".
+ * `onChange(state, detail)` hears: "connecting", "live" (detail: the session's URL),
+ * "retrying" (detail: why, and when the next try is), "stopped".
  */
 export class LivePlayer {
   constructor(stream, video, onChange = () => {}) {
@@ -234,7 +244,7 @@ export class LivePlayer {
         lastProgress = now;
         if (!live) {
           live = true;
-          this.set("live");
+          this.set("live", { session: session.location });
         }
       }
       const limit = live ? STALL_MS : FIRST_FRAME_TIMEOUT_MS;

@@ -79,6 +79,8 @@ export class Tile {
   onPlayer(state, detail) {
     this.playerState = state;
     this.root.dataset.live = state;
+    // Which WHEP session plays here (the end of its URL): what GET /api/v1/sessions lists.
+    this.root.dataset.session = state === "live" ? (detail.session || "").split("/").pop() : "";
     this.retry = state === "retrying" ? detail : null;
     const live = state === "live";
     this.video.hidden = !live;
