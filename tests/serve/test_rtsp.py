@@ -71,8 +71,8 @@ async def served(
         f"{{name: watcher, role: viewer, sha256: {hash_token(VIEWER)}}}, "
         f"{{name: pusher, role: operator, sha256: {hash_token(OPERATOR)}}}]}}\n"
         "rtsp:\n"
-        f"  users: [{{name: {ALICE[0]}, password: '{ALICE[1]}', read: [cam, pub], "
-        "publish: [pub]}]\n"
+        f"  users: [{{name: {ALICE[0]}, password: '{ALICE[1]}', read: [cam, pub, relay], "
+        "publish: [pub, relay]}]\n"
         "  anonymous_read: [ball, hevc]\n"
         "streams:\n"
         '  - {name: ball, source: "test://ball?size=320x240&fps=10&gop=10", record: false}\n'
@@ -80,6 +80,7 @@ async def served(
         "record: false}\n"
         f"  - {{name: cam, source: {sim_camera.url()}, transport: tcp, record: false}}\n"
         "  - {name: pub, source: publish}\n"
+        '  - {name: relay, source: "publish:?takeover=true", record: false}\n'
     )
     async with running_vigil(config, base) as vigil:
         assert vigil.api is not None and vigil.rtsp is not None
@@ -292,3 +293,36 @@ async def test_ffmpeg_publishes_and_vigil_serves_and_records_it(served: Served, 
         publisher.terminate()
         publisher.wait(10)
     await until(lambda: not vigil.sessions.list(stream="pub"), 20, "publish session left over")
+
+
+async def test_a_takeover_stream_takes_the_new_publisher_and_drops_the_old(
+    served: Served, clip: Path
+) -> None:
+    # (ffmpeg answers the Digest challenge rtsp.users bring, so a user, not a token)
+    vigil, url = served.vigil, served.url("relay", "alice:wonder%3Aland")
+    first = subprocess.Popen(_publish(clip, url), stderr=subprocess.DEVNULL)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        await until(lambda: vigil.relays.video("relay").caps is not None, 30, "relay not up")
+        [old] = await served.sessions("relay")
+        second = subprocess.Popen(_publish(clip, url), stderr=subprocess.DEVNULL)
+        # The old publisher is disconnected (ffmpeg ends), the new one is the stream's source.
+        await until(lambda: first.poll() is not None, 30, "the old publisher was not dropped")
+        listed: list[dict[str, object]] = []
+
+        async def new_one_listed() -> bool:
+            listed[:] = await served.sessions("relay")
+            return [s["kind"] for s in listed] == ["rtsp-publish"] and listed[0]["id"] != old["id"]
+
+        async with asyncio.timeout(30):
+            while not await new_one_listed():
+                await asyncio.sleep(0.5)
+        assert second.poll() is None, "the new publisher was refused"
+        assert await _probe(url) == {
+            "codec_name": "h264", "width": 320, "height": 240,
+        }  # fmt: skip
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
