@@ -112,8 +112,9 @@ def browser() -> Iterator[webdriver.Chrome]:
     for argument in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--window-size=1280,900", "--lang=en-GB",
-        # Host candidates as addresses, not mDNS names nobody here resolves.
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        # WebRTC as users' browsers do it: host candidates hidden behind mDNS names, which
+        # nobody here resolves; Vigil's ICE agent learns the browser's address from its checks
+        # (a peer-reflexive candidate). So no --disable-features=WebRtcHideLocalIpsWithMdns.
         # Only loopback is reachable: no background calls to Google's services.
         "--no-first-run", "--disable-background-networking", "--disable-sync",
         "--disable-component-update", "--disable-default-apps",

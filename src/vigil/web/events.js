@@ -104,7 +104,7 @@ export class EventList {
     return el("li", { class: `event event-${event.type.replace(".", "-")}` },
       el("time", { datetime: event.at, title: formatDateTime(at) }, formatTime(at)), " ",
       el("span", { class: "event-type" }, event.type), " ",
-      el("span", { class: "event-text" }, describeEvent(event)), " ", play);
+      play, el("span", { class: "event-text" }, describeEvent(event)));
   }
 
   destroy() {
