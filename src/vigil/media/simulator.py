@@ -247,22 +247,38 @@ class CameraSimulator:
         source = sample.get_buffer()
         for appsrc, offset in targets:
             if offset is None:
-                offset = self._offset_for(appsrc, source.pts)
+                offset = self._offset_for(appsrc, sample.get_segment(), source.pts)
                 if offset is None:
                     continue
             # Keep the encoder's exact frame spacing, moved onto the media's running time:
             # a real camera's RTP timestamps are regular, not arrival-jittered.
+            if source.pts + offset < 0:
+                continue  # captured before this media started
             buffer = source.copy()
             buffer.pts = source.pts + offset
             buffer.dts = Gst.CLOCK_TIME_NONE
             appsrc.push_buffer(buffer)
         return Gst.FlowReturn.OK
 
-    def _offset_for(self, appsrc: Gst.Element, pts: int) -> int | None:
+    def _offset_for(self, appsrc: Gst.Element, segment: Gst.Segment, pts: int) -> int | None:
+        """The media's running time minus the capture pipeline's, through their shared clock.
+
+        GstRtspServer's RTP sinks sync to the clock: a frame is sent when the media's running
+        time reaches its timestamp. Taken from when a first frame happened to arrive, the
+        offset would hold every later frame back by as long as that one was late (seen: ~0.6 s
+        for good, after a start under load); mapped through the clock, a frame is due at the
+        moment it was captured, so each goes out as soon as it is encoded."""
         clock = appsrc.get_clock()
         if clock is None or pts == Gst.CLOCK_TIME_NONE:
             return None
-        offset = int(clock.get_time() - appsrc.get_base_time()) - pts
+        capture = self._raw if self._raw is not None else self._encoder
+        if capture.get_clock() is not clock:
+            # Not one clock (not expected: both use the system clock): time of arrival it is.
+            offset = int(clock.get_time() - appsrc.get_base_time()) - pts
+        else:
+            # The encoder's timestamps live in its own segment (x264enc starts at 1000 h).
+            running = segment.to_running_time(Gst.Format.TIME, pts)
+            offset = running - pts + int(capture.get_base_time()) - int(appsrc.get_base_time())
         with self._lock:
             if appsrc in self._appsrcs:
                 self._appsrcs[appsrc] = offset
