@@ -296,3 +296,32 @@ async def test_unused_offer_helper_is_complete() -> None:
         assert "a=candidate" in await local_offer(pc)
     finally:
         await pc.close()
+
+
+async def test_ending_a_session_that_never_connected_leaves_webrtc_working(
+    served: Served,
+) -> None:
+    """A browser leaving a page while its tile still connects: the session ends before ICE ever
+    completed (its media is held at the webrtcbin's blocked sink pad). Ending it must not hang
+    signalling for everyone else."""
+    never, viewer = Viewer(), Viewer()
+    try:
+        offer = await never.prepare()
+        offer = "".join(line for line in offer.splitlines(keepends=True)
+                        if not line.startswith("a=candidate"))  # fmt: skip
+        posted = await served.client.post(
+            "/ball/whep", content=offer,
+            headers={"Content-Type": "application/sdp", **served.auth(VIEWER)},
+        )  # fmt: skip
+        assert posted.status_code == 201, posted.text
+        await asyncio.sleep(1)  # media reaches the session's branch and waits there
+        ended = await served.client.delete(posted.headers["location"], headers=served.auth(VIEWER))
+        assert ended.status_code == 200
+        await viewer.start(served.client, "/ball/whep", VIEWER)
+        assert viewer.response is not None and viewer.response.status_code == 201
+        await _frames(viewer, 5)
+    finally:
+        for peer in (never, viewer):
+            await peer.close()
+        for session in served.vigil.sessions.list():
+            served.vigil.sessions.kick(session.id)

@@ -112,7 +112,11 @@ class StreamFanout:
             return
         _unlink_when_idle(leg.payloader.tee, leg.tee_pad, leg.queue.get_static_pad("sink"))
         leg.payloader.tee.release_request_pad(leg.tee_pad)
-        for element in (leg.queue, leg.webrtcbin):
+        # webrtcbin first: until the session connects, its sink pad holds the queue's thread in
+        # a blocking probe, and stopping the queue first waits for that thread forever (the
+        # GLib thread, and with it all signalling, hung). A webrtcbin going down flushes its
+        # pads, which releases the thread; the queue then stops at once.
+        for element in (leg.webrtcbin, leg.queue):
             element.set_state(Gst.State.NULL)
             self.pipeline.remove(element)
         leg.payloader.sessions -= 1
