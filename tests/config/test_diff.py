@@ -42,3 +42,17 @@ def test_volume_changes_need_a_restart(tmp_path: Path) -> None:
     assert plan_changes(old, moved).changed == ()
     volumes = _resolved(tmp_path, extra=f"storage: {{volumes: [{{path: {tmp_path / 'd1'}}}]}}")
     assert plan_changes(old, volumes).needs_restart == ("storage",)
+
+
+def test_a_changed_secret_needs_a_restart_though_both_print_as_stars(tmp_path: Path) -> None:
+    user = "rtsp: {{users: [{{name: alice, password: {}}}]}}"
+    old = _resolved(tmp_path, extra=user.format("one"))
+    assert plan_changes(old, _resolved(tmp_path, extra=user.format("one"))).needs_restart == ()
+    assert plan_changes(old, _resolved(tmp_path, extra=user.format("two"))).needs_restart == (
+        "rtsp",
+    )
+    turn = "webrtc: {{turn_servers: [{{url: 'turn:192.0.2.1', username: u, credential: {}}}]}}"
+    old = _resolved(tmp_path, extra=turn.format("a"))
+    assert plan_changes(old, _resolved(tmp_path, extra=turn.format("b"))).needs_restart == (
+        "webrtc",
+    )

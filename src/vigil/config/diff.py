@@ -47,8 +47,10 @@ def plan_changes(old: ResolvedConfig, new: ResolvedConfig) -> ChangePlan:
         plan.name for key, plan in after.items()
         if key in before and _pipeline(before[key]) == _pipeline(plan)
     )  # fmt: skip
-    old_data = old.config.model_dump(mode="json")
-    new_data = new.config.model_dump(mode="json")
+    # Python mode, not JSON: JSON prints every secret as stars, so a changed password would
+    # compare equal (SecretStr compares its values).
+    old_data = old.config.model_dump()
+    new_data = new.config.model_dump()
     needs_restart = tuple(
         section
         for section in sorted(set(old_data) | set(new_data))
