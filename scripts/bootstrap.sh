@@ -2,7 +2,8 @@
 # Make this checkout ready to run and test Vigil, idempotently:
 #   1. Debian packages (GStreamer 1.22 and its GIR, ffmpeg and prometheus (promtool, a real
 #      scraper) for tests, chromium and chromium-driver (the browser UI's tests, driven by
-#      Selenium with the system chromedriver), build deps of PyGObject; the prometheus service
+#      Selenium with the system chromedriver), openssl (test certificates), build deps of
+#      PyGObject; the prometheus service
 #      is never used),
 #   2. a virtual environment in .venv with Vigil installed in editable mode,
 #   3. the native GStreamer helper plugin (vigil's RTP timestamper), built into .venv.
@@ -21,7 +22,7 @@ packages=(
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0
   libgstrtspserver-1.0-0 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   ffmpeg libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev python3-venv
-  systemd iproute2 prometheus chromium chromium-driver
+  systemd iproute2 prometheus chromium chromium-driver openssl
 )
 if [ "${VIGIL_EXTRA_PACKAGES:-}" ]; then
   read -r -a extra <<<"$VIGIL_EXTRA_PACKAGES"
