@@ -3,8 +3,7 @@
 #   1. Debian packages (GStreamer 1.22 and its GIR, ffmpeg and prometheus (promtool, a real
 #      scraper) for tests, chromium and chromium-driver (the browser UI's tests, driven by
 #      Selenium with the system chromedriver), openssl (test certificates), build deps of
-#      PyGObject; the prometheus service
-#      is never used),
+#      PyGObject; the prometheus service is never used),
 #   2. a virtual environment in .venv with Vigil installed in editable mode,
 #   3. the native GStreamer helper plugin (vigil's RTP timestamper), built into .venv.
 # Each step is skipped when already done. Without root, a missing package is an error that names it.
