@@ -77,7 +77,29 @@ class ApiTokenConfig(BaseConfig):
         return value
 
 
-class ApiConfig(BaseConfig):
+class Listening(BaseConfig):
+    """A server section's `listen: HOST:PORT`, checked, and its parts for the bind."""
+
+    listen: str
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        split_listen_address(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        """Host or address to bind (IPv6 without brackets)."""
+        return split_listen_address(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """Port to bind (0: any free port)."""
+        return split_listen_address(self.listen)[1]
+
+
+class ApiConfig(Listening):
     """The HTTP API: REST under /api/v1, WebSocket events and Prometheus metrics."""
 
     listen: str = Field(
@@ -98,19 +120,3 @@ class ApiConfig(BaseConfig):
         description="Origins allowed to call the API from a browser (CORS), e.g. "
         "https://dashboard.example; `*` allows any. Empty: same origin only.",
     )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        split_listen_address(value)
-        return value
-
-    @property
-    def host(self) -> str:
-        """Host or address to bind (IPv6 without brackets)."""
-        return split_listen_address(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        """TCP port to bind."""
-        return split_listen_address(self.listen)[1]

@@ -9,7 +9,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from vigil.config.api import split_listen_address
+from vigil.config.api import Listening
 from vigil.config.base import BaseConfig
 from vigil.config.streams import STREAM_NAME_PATTERN
 
@@ -70,7 +70,7 @@ class RtspUserConfig(BaseConfig):
         return _check_streams(value)
 
 
-class RtspServerConfig(BaseConfig):
+class RtspServerConfig(Listening):
     """Where and how streams are served at ``rtsp://host:port/<stream>``."""
 
     enabled: bool = Field(default=True, description="Serve every stream over RTSP.")
@@ -128,12 +128,6 @@ class RtspServerConfig(BaseConfig):
         default=16, ge=1, le=255, description="Multicast time-to-live (router hops)."
     )
 
-    @field_validator("listen")
-    @classmethod
-    def _valid_listen(cls, value: str) -> str:
-        split_listen_address(value)
-        return value
-
     @field_validator("anonymous_read")
     @classmethod
     def _valid_anonymous(cls, value: list[str]) -> list[str]:
@@ -164,13 +158,3 @@ class RtspServerConfig(BaseConfig):
         if len(names) != len(set(names)):
             raise ValueError("RTSP user names must be unique")
         return self
-
-    @property
-    def host(self) -> str:
-        """The address to bind (without IPv6 brackets)."""
-        return split_listen_address(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        """The port to bind (0: any free port)."""
-        return split_listen_address(self.listen)[1]
