@@ -188,13 +188,7 @@ def h264_formats(section: MediaSection) -> list[RtpFormat]:
 def choose_playback_format(section: MediaSection, camera_profile: str | None) -> RtpFormat:
     """The offer's H.264 format to send a stream of `camera_profile` (h264parse's name) in:
     one of that very profile if offered, else the most capable the client offers."""
-    candidates = h264_formats(section)
-    if not candidates:
-        offered = ", ".join(sorted({f.encoding for f in section.formats})) or "none"
-        raise SignallingError(
-            406, f"the offer has no H.264 format with packetization-mode=1 (offered: {offered}); "
-            "Vigil sends the camera's H.264 as is (transcoding is not implemented)",
-        )  # fmt: skip
+    candidates = _h264_or_refuse(section, "Vigil sends the camera's H.264 as is")
     wanted = PROFILE_IDC.get(camera_profile or "")
     if wanted is not None:
         exact = [f for f in candidates if f.profile_idc == wanted]
@@ -205,14 +199,19 @@ def choose_playback_format(section: MediaSection, camera_profile: str | None) ->
 
 def choose_ingest_format(section: MediaSection) -> RtpFormat:
     """The publisher's H.264 format to receive: its own first choice among those Vigil takes."""
+    return _h264_or_refuse(section, "Vigil records and serves H.264 as received")[0]
+
+
+def _h264_or_refuse(section: MediaSection, why: str) -> list[RtpFormat]:
+    """The section's usable H.264 formats; a 406 naming what was offered when there is none."""
     candidates = h264_formats(section)
     if not candidates:
         offered = ", ".join(sorted({f.encoding for f in section.formats})) or "none"
         raise SignallingError(
-            406, f"the offer has no H.264 format with packetization-mode=1 (offered: {offered});"
-            " Vigil records and serves H.264 as received (transcoding is not implemented)",
+            406, f"the offer has no H.264 format with packetization-mode=1 (offered: {offered}); "
+            f"{why} (transcoding is not implemented)",
         )  # fmt: skip
-    return candidates[0]
+    return candidates
 
 
 def rtp_caps(fmt: RtpFormat) -> str:
