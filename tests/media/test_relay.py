@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.finalized import FinalizeWatch, element_paths
 from vigil.config import PublishSource, parse_source
 from vigil.media import gst
 from vigil.media.gst import Gst
@@ -152,3 +153,35 @@ def test_published_stream_waits_for_then_records_its_publisher(
     )  # fmt: skip
     codec, width, frames = probe.stdout.strip().split(",")
     assert (codec, width) == ("h264", "160") and int(frames) >= 25, probe.stdout
+
+
+def test_viewers_coming_and_going_leave_nothing_in_the_stream_pipeline(
+    glib: GLibLoopThread,
+) -> None:
+    """Each consumer's branch (queue, proxysink) is freed when it disconnects: a stream that
+    has had ten viewers one after another holds no more than one that has had none."""
+    hub = RelayHub()
+    messages: queue.Queue[MediaMessage] = queue.Queue()
+    ingest = _ingest("cam", SOURCE, hub, messages.put)
+    relay = hub.video("cam")
+    watch = FinalizeWatch()
+    before = element_paths(ingest.pipeline)
+    try:
+        _wait_for(messages, FirstFrame)
+        for _ in range(10):
+            consumer = Consumer()
+            align(consumer.pipeline, relay.producer)
+            consumer.pipeline.set_state(Gst.State.PLAYING)
+            relay.add(consumer.proxysrc)
+            assert consumer.wait_frames(2) > 2
+            branch = element_paths(ingest.pipeline) - before
+            assert len(branch) == 2, branch  # queue and proxysink
+            for path in branch:
+                watch.watch(ingest.pipeline.get_by_name(path.rsplit(":", 1)[-1]))
+            relay.remove(consumer.proxysrc)
+            consumer.pipeline.set_state(Gst.State.NULL)
+        assert element_paths(ingest.pipeline) == before
+        assert watch.wait(lambda alive: not alive) == [], "branches left alive"
+    finally:
+        relay.unbind(ingest.outlet)
+        ingest.stop()
