@@ -36,7 +36,7 @@ class Latencies:
     # WHEP only: latency to the arrival of each frame's last RTP packet.
     complete: list[tuple[float, int]] = field(default_factory=list)
     frames: int = 0
-    unreadable: int = 0
+    unreadable_at: list[float] = field(default_factory=list)  # damaged or without a stamp
     error: str | None = None
 
     def add(
@@ -47,18 +47,22 @@ class Latencies:
         complete_ms: int | None = None,
     ) -> None:
         arrival_ms = time.time_ns() // 1_000_000
+        if not self.frames:
+            self._first = time.monotonic()
         self.frames += 1
+        at = time.monotonic() - self._first  # since the first decoded frame
         stamp = read_stamp(plane, stride, layout)
         # A damaged frame can still pass the 8-bit CRC (1 in 256): a plausible latency too.
         if stamp is None or not -1000 < latency_ms(arrival_ms, stamp) < 60_000:
-            self.unreadable += 1
+            self.unreadable_at.append(at)
             return
-        if not self.samples:
-            self._first = time.monotonic()
-        at = time.monotonic() - self._first
         self.samples.append((at, latency_ms(arrival_ms, stamp)))
         if complete_ms is not None:
             self.complete.append((at, latency_ms(complete_ms, stamp)))
+
+    @property
+    def unreadable(self) -> int:
+        return len(self.unreadable_at)
 
     def values(self, skip_s: float = 0.0, *, complete: bool = False) -> list[int]:
         """Latencies after the first `skip_s` seconds (start-up excluded)."""

@@ -51,8 +51,8 @@ def _p(
 
 def _latency_table(latencies: dict[str, Latencies], missing: dict[str, str]) -> list[str]:
     lines = [
-        "| path | frames | unreadable | p50 ms | p95 ms | p99 ms | max ms | p50 - baseline "
-        "| p95 - baseline |",
+        "| path | frames read after 5 s | unreadable (of which in the first 5 s) | p50 ms "
+        "| p95 ms | p99 ms | max ms | p50 - baseline | p95 - baseline |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for path, name, complete in ROWS:
@@ -72,7 +72,8 @@ def _latency_table(latencies: dict[str, Latencies], missing: dict[str, str]) -> 
         error = f" ({result.error})" if result.error else ""
         own = path.startswith("baseline")
         lines.append(
-            f"| {name}{error} | {len(values)} | {result.unreadable} | {_ms(p50)} | {_ms(p95)} "
+            f"| {name}{error} | {len(values)} | {result.unreadable} "
+            f"({sum(at < SKIP_S for at in result.unreadable_at)}) | {_ms(p50)} | {_ms(p95)} "
             f"| {_ms(p99)} | {_ms(top)} | {'' if own else f'{d50:+.0f}'} "
             f"| {'' if own else f'{d95:+.0f}'} |"
         )
@@ -162,7 +163,27 @@ def _fanout_table(fanouts: list[FanOut]) -> list[str]:
             f"| {f.vigil_rss_mb:.1f} | {f.vigil_pss_mb:.1f} | {(f.vigil_pss_mb - pss0) / n:.2f} "
             f"| {(f.vigil_rss_mb - rss0) / n:.2f} | {f.client_cpu:.1f} |"
         )
-    return lines
+    return lines + _marginal(fanouts)
+
+
+def _marginal(fanouts: list[FanOut]) -> list[str]:
+    """Per viewer between the two largest counts of a kind: without the one-off cost of the
+    first viewer (the RTSP media or the WebRTC fan-out pipeline being built)."""
+    lines = []
+    for kind in ("rtsp", "whep"):
+        runs = sorted((f for f in fanouts if f.kind == kind), key=lambda f: f.viewers)
+        if len(runs) < 2:
+            continue
+        low, high = runs[-2], runs[-1]
+        n = high.viewers - low.viewers
+        lines.append(
+            f"- {kind.upper()}, from {low.viewers} to {high.viewers} viewers: "
+            f"**{(high.vigil_cpu - low.vigil_cpu) / n:.3f} % of a core and "
+            f"{(high.vigil_pss_mb - low.vigil_pss_mb) / n:.2f} MB PSS "
+            f"({(high.vigil_rss_mb - low.vigil_rss_mb) / n:.2f} MB RSS) per viewer**; the "
+            f"client: {(high.client_cpu - low.client_cpu) / n:.3f} % of a core per viewer."
+        )
+    return ["", *lines] if lines else []
 
 
 def render(
@@ -201,7 +222,7 @@ def render(
     ]
     if long_mode:
         lines += [
-            "All paths ran at the same time (three decoding clients share the 2 cores).",
+            "These paths ran at the same time, one decoding client each, sharing the 2 cores.",
             "",
             *_latency_table(latencies, missing),
             "",
