@@ -109,7 +109,8 @@ def _per_minute(latencies: dict[str, Latencies]) -> list[str]:
     rows = [(name, samples) for name, samples in rows if samples]
     if not rows:
         return []
-    minutes = int(max(samples[-1][0] for _, samples in rows) // 60) + 1
+    # Whole minutes only: a last part-minute (the clients stop a few seconds apart) is noise.
+    minutes = max(1, int(max(samples[-1][0] for _, samples in rows) // 60))
     lines = [
         "| minute | " + " | ".join(f"{name}: p95 ms" for name, _ in rows) + " |",
         "|---|" + "---|" * len(rows),
