@@ -244,3 +244,12 @@ def _unsync_rtp_sink(_bin: Gst.Bin, _sub_bin: Gst.Bin, element: Gst.Element) -> 
     factory = element.get_factory()
     if factory is not None and factory.get_name() in _RTP_SINKS:
         element.set_property("sync", False)
+        # GstRTSPStream sets `sync` on its RTP appsink itself after adding it (seen: TRUE by
+        # the time a TCP viewer plays, holding every frame for the pipeline's latency, ~65 ms
+        # here): keep it off whenever anyone turns it on.
+        element.connect("notify::sync", _keep_unsynced)
+
+
+def _keep_unsynced(element: Gst.Element, _pspec: object) -> None:
+    if element.get_property("sync"):
+        element.set_property("sync", False)
