@@ -130,23 +130,27 @@ def fan_out(kind: str, url: str, count: int, vigil: Vigil, args: argparse.Namesp
     """`count` viewers of `url`; Vigil's and the client's usage over the window."""
     print(f"fan-out: {count} {kind.upper()} viewers", flush=True)
     budget = args.window + args.warmup + 240
-    viewers = Viewers(kind, url, count, budget)
+    # WHEP viewers (per-packet Python) may be spread over a few processes; RTSP readers need one.
+    processes = max(1, min(args.whep_processes if kind == "whep" else 1, count))
+    shares = [count // processes + (i < count % processes) for i in range(processes)]
+    clients = [Viewers(kind, url, share, budget) for share in shares]
     try:
         time.sleep(args.warmup)
-        before = viewers.stats().get("counts", [])
-        (vigil_cpu, now), (client_cpu, _) = window(
-            [vigil.process.pid, viewers.process.pid], args.window
-        )
-        after = viewers.stats()
+        before = [c for v in clients for c in v.stats().get("counts", [])]
+        measured = window([vigil.process.pid, *(v.process.pid for v in clients)], args.window)
+        after = [c for v in clients for c in v.stats().get("counts", [])]
     finally:
-        viewers.stop()
-    deltas = [b - a for a, b in zip(before, after.get("counts", []), strict=False)]
+        for viewers in clients:
+            viewers.stop()
+    (vigil_cpu, now), client_cpu = measured[0], sum(cpu for cpu, _ in measured[1:])
+    deltas = [b - a for a, b in zip(before, after, strict=False)]
     typical = statistics.median(deltas) if deltas else 0.0
     receiving = sum(1 for d in deltas if typical and d >= 0.5 * typical)
     rate = typical * 8 / 1000 / args.window if kind == "rtsp" else typical / args.window
     result = FanOut(
-        kind, count, viewers.opened, receiving, rate, vigil_cpu, now.rss_mb, now.pss_mb, client_cpu
-    )
+        kind, count, sum(v.opened for v in clients), receiving, rate, vigil_cpu, now.rss_mb,
+        now.pss_mb, client_cpu,
+    )  # fmt: skip
     print(f"  {result}", flush=True)
     return result
 
@@ -160,6 +164,7 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--rtsp-viewers", default="1,50,200")
     parser.add_argument("--whep-viewers", default="1,10,50")
+    parser.add_argument("--whep-processes", type=int, default=2, help="WHEP client processes")
     parser.add_argument("--window", type=float, default=20.0, help="fan-out measurement window")
     parser.add_argument("--warmup", type=float, default=8.0, help="after viewers joined")
     parser.add_argument(

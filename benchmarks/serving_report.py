@@ -29,6 +29,7 @@ def _command(args: argparse.Namespace) -> str:
         f"./dev bench serving --seconds {args.seconds:g} --paths {args.paths} "
         f"--rtsp-viewers {args.rtsp_viewers} --whep-viewers {args.whep_viewers} "
         f"--window {args.window:g} --warmup {args.warmup:g}{batch}"
+        + (f" --whep-processes {args.whep_processes}" if args.whep_processes != 1 else "")
     )
 
 
@@ -244,7 +245,8 @@ def render(
             "(/proc/PID/smaps_rollup at the end of the window) are read; per viewer = (with N - "
             "with 0) / N, against the same Vigil with no viewer (CPU: mean of the 0-viewer "
             "windows before and after; memory: before). Viewers do not decode and live in one "
-            "client process (its CPU is shown apart): RTSP readers are Vigil's RTSP client for "
+            f"client process ({args.whep_processes} for WHEP; their CPU is shown apart): RTSP "
+            "readers are Vigil's RTSP client for "
             "the handshake and then one thread reading the interleaved TCP streams into the "
             "void; WHEP viewers are aiortc peers whose decoder only counts frames (RTP, SRTP, "
             'RTCP and depayloading still run in Python). "Receiving" counts viewers that got '
