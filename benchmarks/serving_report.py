@@ -75,8 +75,8 @@ def _latency_table(latencies: dict[str, Latencies], missing: dict[str, str]) -> 
         lines.append(
             f"| {name}{error} | {len(values)} | {result.unreadable} "
             f"({sum(at < SKIP_S for at in result.unreadable_at)}) | {_ms(p50)} | {_ms(p95)} "
-            f"| {_ms(p99)} | {_ms(top)} | {'' if own else f'{d50:+.0f}'} "
-            f"| {'' if own else f'{d95:+.0f}'} |"
+            f"| {_ms(p99)} | {_ms(top)} | {'' if own or d50 != d50 else f'{d50:+.0f}'} "
+            f"| {'' if own or d95 != d95 else f'{d95:+.0f}'} |"
         )
     return lines
 
