@@ -78,6 +78,7 @@ class IngestPipeline:
         self._relays = relays
         # Viewers (RTSP, WebRTC) take their branches off the tee through this, in C.
         self.outlet = Outlet(self.pipeline, self.tee)
+        self.outlet.on_consumers = self._on_viewers
         self._stopping = False
         self._generation = 0
         self._source_bin: Gst.Bin | None = None
@@ -160,6 +161,11 @@ class IngestPipeline:
             return 0, 0
         return int(stats.get_value("num-buffers")), int(stats.get_value("num-bytes"))
 
+    def _on_viewers(self, count: int) -> None:
+        """Someone watches (or no one does): a watched source reads at once, for latency; an
+        unwatched one may batch its reads, for CPU (see `Source.set_watched`)."""
+        self.source.set_watched(count > 0)
+
     def _source_failed(self, reason: str) -> None:
         self._post(PipelineError(source="source", message=reason, debug=""))
 
@@ -235,6 +241,7 @@ class IngestPipeline:
         self._last_error = None
         self.source = self._add_source()
         assert self._source_bin is not None
+        self.source.set_watched(self.outlet.consumers > 0)
         if not self._source_bin.sync_state_with_parent():
             reason = self._last_error or "the source refused to start"
             self.stop_source()

@@ -64,6 +64,8 @@ class Outlet:
         self._lock = threading.Lock()
         self._branches: dict[Gst.Element, _Branch] = {}  # by the consumer's proxysrc
         self._closed = False
+        # Told the number of consumers whenever it changes (any thread; must not block).
+        self.on_consumers: Callable[[int], None] | None = None
 
     def connect(self, proxysrc: Gst.Element) -> bool:
         """Feed `proxysrc` (in another pipeline) from this outlet; False if closed."""
@@ -93,14 +95,18 @@ class Outlet:
                 self._remove(_Branch(queue, sink, tee_pad, probe))
                 return False
             self._branches[proxysrc] = _Branch(queue, sink, tee_pad, probe)
-            return True
+            count = len(self._branches)
+        self._tell(count)
+        return True
 
     def disconnect(self, proxysrc: Gst.Element) -> None:
         """Stop feeding `proxysrc` and take its branch out of the producing pipeline."""
         with self._lock:
             branch = self._branches.pop(proxysrc, None)
+            count = len(self._branches)
         if branch is not None:
             self._remove(branch)
+            self._tell(count)
 
     def close(self) -> None:
         """The producer is going: drop every branch (their consumers receive nothing more)."""
@@ -110,6 +116,12 @@ class Outlet:
             self._branches.clear()
         for branch in branches:
             self._remove(branch)
+        if branches:
+            self._tell(0)
+
+    def _tell(self, count: int) -> None:
+        if self.on_consumers is not None:
+            self.on_consumers(count)
 
     @property
     def consumers(self) -> int:

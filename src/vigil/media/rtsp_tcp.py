@@ -69,6 +69,7 @@ class RtspTcpSource:
         self._timers: list[int] = []
         self._last_count: tuple[float, int] | None = None
         self.low_water_mark = 1
+        self._watched = False
         self._fallback: RtspPullSource | None = None
 
     def add_to(self, pipeline: Gst.Pipeline) -> None:
@@ -112,6 +113,20 @@ class RtspTcpSource:
             self._timers.append(GLib.timeout_add_seconds(LOWAT_RETUNE_S, self._retune))
         self._on_output(chain[-1].get_static_pad("src"))
 
+    def set_watched(self, watched: bool) -> None:
+        """While someone watches, read every packet as it comes (the low-water mark adds up to
+        `read_batch_ms` to every viewer's latency); unwatched, batch again from the next retune."""
+        self._watched = watched
+        session = self._session
+        if watched and session is not None and self.low_water_mark != 1:
+            try:
+                session.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+                self.low_water_mark = 1
+            except OSError:
+                pass
+        if self._fallback is not None:
+            self._fallback.set_watched(watched)
+
     def _keepalive(self) -> bool:
         session = self._session
         if session is None:
@@ -139,6 +154,8 @@ class RtspTcpSource:
             return True
         rate = (count - previous[1]) / (now - previous[0])  # bytes per second
         mark = max(1, min(LOWAT_MAX, int(rate * self._read_batch_ms / 1000)))
+        if self._watched:
+            mark = 1
         if abs(mark - self.low_water_mark) > self.low_water_mark // 10:
             try:
                 session.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, mark)

@@ -49,6 +49,11 @@ class Source(Protocol):
         """Release what the source holds outside the pipeline (after the pipeline stopped)."""
         ...
 
+    def set_watched(self, watched: bool) -> None:
+        """Viewers are (or are no longer) watching: favour latency over CPU while they are.
+        Any thread."""
+        ...
+
 
 class SourceFailure(RuntimeError):
     """A source could not be set up; `permanent` when retrying cannot fix it."""
@@ -65,6 +70,9 @@ class _NoExtras:
         return None
 
     def close(self) -> None:
+        return None
+
+    def set_watched(self, watched: bool) -> None:
         return None
 
 
