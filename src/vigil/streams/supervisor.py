@@ -388,6 +388,9 @@ class StreamSupervisor:
         failed = await self._in_media_thread(lambda: pipeline.recording_failed(message.location))
         if failed and self._state is StreamState.STREAMING:
             self._index.interrupted(name, f"write failed on {where}: {message.message}")
+        elif not failed:
+            logger.info("%s: %s was already finished or failed over (state %s)", name,
+                        message.location, self._state)  # fmt: skip
         await self._take_segment_messages()
 
     def _set_blocked(self, reason: str | None) -> None:
