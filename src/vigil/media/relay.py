@@ -36,6 +36,24 @@ from gi.repository import Gst
 
 from vigil.media import gst
 
+
+def unlink_when_idle(tee: Gst.Element, tee_pad: Gst.Pad, sink: Gst.Pad) -> None:
+    """Unlink a tee's src pad from `sink` once no buffer is in flight on it. IDLE runs at once
+    when nothing flows, else right after the buffer in flight: a short wait (bounded at 2 s)."""
+    done = threading.Event()
+
+    def unlink(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        pad.unlink(sink)
+        done.set()
+        return Gst.PadProbeReturn.REMOVE
+
+    if tee_pad.get_peer() is None:
+        return
+    tee_pad.add_probe(Gst.PadProbeType.IDLE, unlink)
+    if not done.wait(2.0):
+        logger.warning("a branch of %s did not go idle", tee.get_name())
+
+
 logger = logging.getLogger(__name__)
 
 # Frames a consumer may fall behind before its branch drops the oldest (about 2 s of video):
@@ -131,19 +149,9 @@ class Outlet:
 
     def _remove(self, branch: _Branch) -> None:
         """Unlink the branch when its tee pad is idle, then drop its elements."""
-        done = threading.Event()
-
-        def unlink(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-            pad.unlink(branch.queue.get_static_pad("sink"))
-            done.set()
-            return Gst.PadProbeReturn.REMOVE
-
         tee_pad = branch.tee_pad
-        if tee_pad is not None and tee_pad.get_peer() is not None:
-            tee_pad.add_probe(Gst.PadProbeType.IDLE, unlink)
-            # IDLE runs at once when nothing flows, else after the buffer in flight: short.
-            if not done.wait(2.0):
-                logger.warning("relay branch on %s did not go idle", self.tee.get_name())
+        if tee_pad is not None:
+            unlink_when_idle(self.tee, tee_pad, branch.queue.get_static_pad("sink"))
         if tee_pad is not None:
             self.tee.release_request_pad(tee_pad)
         branch.queue.get_static_pad("sink").remove_probe(branch.probe)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
 
 from vigil.media import gst  # noqa: E402
-from vigil.media.relay import Relay, align  # noqa: E402
+from vigil.media.relay import Relay, align, unlink_when_idle  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class StreamFanout:
         leg = self._legs.pop(session_id, None)
         if leg is None:
             return
-        _unlink_when_idle(leg.payloader.tee, leg.tee_pad, leg.queue.get_static_pad("sink"))
+        unlink_when_idle(leg.payloader.tee, leg.tee_pad, leg.queue.get_static_pad("sink"))
         leg.payloader.tee.release_request_pad(leg.tee_pad)
         # webrtcbin first: until the session connects, its sink pad holds the queue's thread in
         # a blocking probe, and stopping the queue first waits for that thread forever (the
@@ -167,9 +166,7 @@ class StreamFanout:
 
     def _remove_payloader(self, payloader: _Payloader) -> None:
         self._payloaders.pop(payloader.caps, None)
-        _unlink_when_idle(
-            self._raw, payloader.tee_pad, payloader.elements[0].get_static_pad("sink")
-        )
+        unlink_when_idle(self._raw, payloader.tee_pad, payloader.elements[0].get_static_pad("sink"))
         self._raw.release_request_pad(payloader.tee_pad)
         for element in payloader.elements:
             element.set_state(Gst.State.NULL)
@@ -191,19 +188,3 @@ def gst_link(elements: tuple[Gst.Element, ...]) -> None:
     for upstream, downstream in itertools.pairwise(elements):
         if not upstream.link(downstream):
             raise RuntimeError(f"cannot link {upstream.get_name()} to {downstream.get_name()}")
-
-
-def _unlink_when_idle(tee: Gst.Element, tee_pad: Gst.Pad, sink: Gst.Pad) -> None:
-    """Unlink a tee's src pad once no buffer is in flight on it (at once when idle)."""
-    done = threading.Event()
-
-    def unlink(pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        pad.unlink(sink)
-        done.set()
-        return Gst.PadProbeReturn.REMOVE
-
-    if tee_pad.get_peer() is None:
-        return
-    tee_pad.add_probe(Gst.PadProbeType.IDLE, unlink)
-    if not done.wait(2.0):
-        logger.warning("webrtc branch on %s did not go idle", tee.get_name())
