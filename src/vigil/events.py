@@ -155,7 +155,55 @@ class RetentionRan(Event):
     oldest_kept: datetime | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ObjectEntered(Event):
+    """Detection started tracking an object: the first time it was seen with confidence.
+
+    `box` is normalised (x1, y1, x2, y2 in 0..1 of the frame); `zones` are the configured zones
+    its foot point is in; `snapshot` names the JPEG (the frame, box drawn) in the snapshot store.
+    """
+
+    stream: str
+    object_id: str
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+    zones: tuple[str, ...] = ()
+    snapshot: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectLeft(Event):
+    """A tracked object was not seen for the tracker's maximum age: it left (or hid).
+
+    `score`, `box` and `snapshot` are from the frame it was seen best in; `first_seen` and
+    `last_seen` bound the recording that shows it."""
+
+    stream: str
+    object_id: str
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+    first_seen: datetime
+    last_seen: datetime
+    zones: tuple[str, ...] = ()
+    snapshot: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectionStateChanged(Event):
+    """A stream's detection started, stopped or failed (a model that will not load, say);
+    `reason` says why in words. Recording is never affected."""
+
+    stream: str
+    state: str  # "running", "off" or "failed"
+    reason: str
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
+    ObjectEntered: "object.entered",
+    ObjectLeft: "object.left",
+    DetectionStateChanged: "detection.state",
     VolumeStateChanged: "storage.volume",
     RecordingBlocked: "recording.blocked",
     RecordingResumed: "recording.resumed",
