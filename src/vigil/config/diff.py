@@ -63,6 +63,7 @@ def plan_changes(old: ResolvedConfig, new: ResolvedConfig) -> ChangePlan:
 
 
 def _pipeline(plan: StreamPlan) -> StreamPlan:
-    """What of a plan the running pipeline depends on: retention (`retain_days`) is read live
-    and the recording root is decided per segment by the volumes, so neither restarts it."""
-    return dataclasses.replace(plan, retain_days=None, recording_root=Path())
+    """What of a plan the running pipeline depends on: retention (`retain_days`) is read live,
+    the recording root is decided per segment by the volumes, and detection runs in a pipeline
+    of its own (`vigil.inference.service` follows `ConfigApplied`), so none restarts it."""
+    return dataclasses.replace(plan, retain_days=None, recording_root=Path(), detect=None)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.config.api import ApiConfig
+from vigil.config.detection import DetectionConfig, StreamDetectConfig
 from vigil.config.ingest import IngestConfig
+from vigil.config.labels import BUILTIN_LABEL_SETS
 from vigil.config.log import LogConfig
 from vigil.config.recording import RecordingConfig
 from vigil.config.root import VigilConfig
@@ -59,6 +61,7 @@ class StreamPlan:
     reconnect_max_delay_s: float = 30.0
     stable_after_s: float = 30.0
     retain_days: float | None = None
+    detect: StreamDetectConfig | None = None  # None: detection is off for this stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,9 @@ class ResolvedConfig:
     tracing: TracingConfig = dataclasses.field(default_factory=TracingConfig)
     volumes: tuple[VolumePlan, ...] = ()
     backup_dir: Path | None = None
+    # Model paths made absolute; `models_dir` is where `vigil models install` puts models.
+    detection: DetectionConfig = dataclasses.field(default_factory=DetectionConfig)
+    models_dir: Path = Path("models")
 
     def stream(self, name: str) -> StreamPlan | None:
         """The plan of the stream called `name` (compared ignoring case), if any."""
@@ -140,6 +146,20 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
         )
         for stream in config.streams
     )
+    detection = config.detection.model_copy(update={
+        "models": {
+            name: model.model_copy(update={
+                "path": absolute_path(model.path, base),
+                "labels": model.labels if model.labels in BUILTIN_LABEL_SETS
+                else str(absolute_path(Path(model.labels), base)),
+            })
+            for name, model in config.detection.models.items()
+        },
+    })  # fmt: skip
+    models_dir = (
+        absolute_path(config.detection.models_dir, base)
+        if config.detection.models_dir is not None else data_dir / "models"
+    )  # fmt: skip
     return ResolvedConfig(
         config=config,
         base_dir=base,
@@ -153,6 +173,8 @@ def resolve(config: VigilConfig, *, base_dir: Path) -> ResolvedConfig:
         tracing=config.tracing,
         volumes=volumes,
         backup_dir=backup_dir,
+        detection=detection,
+        models_dir=models_dir,
     )
 
 
@@ -190,6 +212,7 @@ def plan_stream(
         retain_days=(
             stream.retain_days if stream.retain_days is not None else recording.retain_days
         ),
+        detect=stream.detect if stream.detect.enabled else None,
     )
 
 

@@ -11,6 +11,7 @@ from vigil.config.api import ApiConfig
 from vigil.config.backup import BackupConfig
 from vigil.config.base import BaseConfig, located_error
 from vigil.config.database import DatabaseConfig
+from vigil.config.detection import DEFAULT_MODEL, DetectionConfig
 from vigil.config.events import EventsConfig
 from vigil.config.ingest import IngestConfig
 from vigil.config.log import LogConfig
@@ -68,6 +69,10 @@ class VigilConfig(BaseConfig):
     events: EventsConfig = Field(
         default_factory=EventsConfig, description="Event history and live event clients."
     )
+    detection: DetectionConfig = Field(
+        default_factory=DetectionConfig,
+        description="Object detection: models, execution providers, batching, tracking, events.",
+    )
     simulator: SimulatorConfig | None = Field(
         default=None,
         description="Built-in camera simulator started beside Vigil. Absent: no simulator.",
@@ -95,6 +100,31 @@ class VigilConfig(BaseConfig):
                 )
             first_index[key] = index
         return streams
+
+    @model_validator(mode="after")
+    def _detect_models_exist(self) -> Self:
+        for index, stream in enumerate(self.streams):
+            model = stream.detect.model
+            if model != DEFAULT_MODEL and model not in self.detection.models:
+                known = ", ".join([DEFAULT_MODEL, *sorted(self.detection.models)])
+                raise located_error(
+                    ("streams", index, "detect", "model"),
+                    "unknown_model",
+                    "unknown model '{model}'; known: {known} (add yours under detection.models)",
+                    model=model,
+                    known=known,
+                )
+            if model == DEFAULT_MODEL:
+                from vigil.config.labels import check_labels
+
+                problem = check_labels(stream.detect.labels)
+                if problem is not None:
+                    raise located_error(
+                        ("streams", index, "detect", "labels"),
+                        "unknown_label",
+                        problem.replace("{", "{{").replace("}", "}}"),
+                    )
+        return self
 
     @model_validator(mode="after")
     def _stream_segments_hold_a_fragment(self) -> Self:

@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from vigil.config.base import BaseConfig, located_error
+from vigil.config.detection import StreamDetectConfig
 from vigil.config.recording import (
     MAX_SEGMENT_SECONDS,
     MIN_SEGMENT_SECONDS,
@@ -79,6 +80,11 @@ class StreamConfig(BaseConfig):
         gt=0,
         le=36500,
         description=f"{RETAIN_DAYS_DESCRIPTION} Unset: recording.retain_days.",
+    )
+
+    detect: StreamDetectConfig = Field(
+        default_factory=StreamDetectConfig,
+        description="Object detection on this stream (off by default).",
     )
 
     @field_validator("name")

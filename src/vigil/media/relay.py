@@ -71,6 +71,7 @@ class _Branch:
     sink: Gst.Element
     tee_pad: Gst.Pad | None
     probe: int
+    watching: bool = True  # a viewer (wants low latency), not a background consumer
 
 
 class Outlet:
@@ -82,11 +83,13 @@ class Outlet:
         self._lock = threading.Lock()
         self._branches: dict[Gst.Element, _Branch] = {}  # by the consumer's proxysrc
         self._closed = False
-        # Told the number of consumers whenever it changes (any thread; must not block).
+        # Told the number of watching consumers (viewers) whenever it changes (any thread;
+        # must not block). Background consumers (detection) are not counted.
         self.on_consumers: Callable[[int], None] | None = None
 
-    def connect(self, proxysrc: Gst.Element) -> bool:
-        """Feed `proxysrc` (in another pipeline) from this outlet; False if closed."""
+    def connect(self, proxysrc: Gst.Element, *, watching: bool = True) -> bool:
+        """Feed `proxysrc` (in another pipeline) from this outlet; False if closed.
+        `watching` False: a background consumer, left out of `on_consumers`' count."""
         with self._lock:
             if self._closed or proxysrc in self._branches:
                 return not self._closed
@@ -112,19 +115,24 @@ class Outlet:
                 logger.error("cannot link a relay branch to %s", self.tee.get_name())
                 self._remove(_Branch(queue, sink, tee_pad, probe))
                 return False
-            self._branches[proxysrc] = _Branch(queue, sink, tee_pad, probe)
-            count = len(self._branches)
-        self._tell(count)
+            self._branches[proxysrc] = _Branch(queue, sink, tee_pad, probe, watching)
+            count = self._watching()
+        if watching:
+            self._tell(count)
         return True
+
+    def _watching(self) -> int:
+        return sum(1 for branch in self._branches.values() if branch.watching)
 
     def disconnect(self, proxysrc: Gst.Element) -> None:
         """Stop feeding `proxysrc` and take its branch out of the producing pipeline."""
         with self._lock:
             branch = self._branches.pop(proxysrc, None)
-            count = len(self._branches)
+            count = self._watching()
         if branch is not None:
             self._remove(branch)
-            self._tell(count)
+            if branch.watching:
+                self._tell(count)
 
     def close(self) -> None:
         """The producer is going: drop every branch (their consumers receive nothing more)."""
@@ -143,9 +151,9 @@ class Outlet:
 
     @property
     def consumers(self) -> int:
-        """How many consumers this outlet feeds."""
+        """How many watching consumers (viewers) this outlet feeds."""
         with self._lock:
-            return len(self._branches)
+            return self._watching()
 
     def _remove(self, branch: _Branch) -> None:
         """Unlink the branch when its tee pad is idle, then drop its elements."""
@@ -210,6 +218,7 @@ class Relay:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _outlet: Outlet | None = None
     _consumers: list[Gst.Element] = field(default_factory=list)
+    _background: set[Gst.Element] = field(default_factory=set)
     _watchers: list[Callable[[bool], None]] = field(default_factory=list)
 
     @property
@@ -238,11 +247,12 @@ class Relay:
         with self._lock:
             old, self._outlet = self._outlet, outlet
             consumers = list(self._consumers)
+            background = set(self._background)
             watchers = list(self._watchers)
         if old is not None and old is not outlet:
             old.close()
         for proxysrc in consumers:
-            outlet.connect(proxysrc)
+            outlet.connect(proxysrc, watching=proxysrc not in background)
         for watcher in watchers:
             watcher(True)
 
@@ -257,19 +267,24 @@ class Relay:
         for watcher in watchers:
             watcher(False)
 
-    def add(self, proxysrc: Gst.Element) -> bool:
-        """Register a consumer; it is fed now if a producer runs. True when it is fed now."""
+    def add(self, proxysrc: Gst.Element, *, watching: bool = True) -> bool:
+        """Register a consumer; it is fed now if a producer runs. True when it is fed now.
+        `watching` False marks a background consumer (detection): it does not make the
+        producer read for low latency the way a viewer does."""
         with self._lock:
             if proxysrc not in self._consumers:
                 self._consumers.append(proxysrc)
+            if not watching:
+                self._background.add(proxysrc)
             outlet = self._outlet
-        return outlet.connect(proxysrc) if outlet is not None else False
+        return outlet.connect(proxysrc, watching=watching) if outlet is not None else False
 
     def remove(self, proxysrc: Gst.Element) -> None:
         """Unregister a consumer and take its branch away."""
         with self._lock:
             if proxysrc in self._consumers:
                 self._consumers.remove(proxysrc)
+            self._background.discard(proxysrc)
             outlet = self._outlet
         if outlet is not None:
             outlet.disconnect(proxysrc)

@@ -59,3 +59,51 @@ HTTP_REQUEST_DURATION = Histogram(
     "API requests: time to the end of the response, by route template, method and status.",
     ["route", "method", "status"],
 )
+
+# -- detection --------------------------------------------------------------------------------
+
+DETECTIONS = Counter(
+    "vigil_detections",
+    "Objects the detector reported in a frame, after the stream's label/score/area/zone "
+    "filters (one per object per frame looked at).",
+    ["stream", "label"],
+)
+
+OBJECTS = Counter(
+    "vigil_objects",
+    "Tracked objects that entered (one per object, however many frames showed it).",
+    ["stream", "label"],
+)
+
+DETECTION_FRAMES = Counter(
+    "vigil_detection_frames",
+    "Frames the detector looked at.",
+    ["stream"],
+)
+
+DETECTION_SKIPPED = Counter(
+    "vigil_detection_skipped_frames",
+    "Frames due for detection that were not looked at: `busy` (the detector had not finished "
+    "the stream's previous frame; a newer one replaced it) or `motion` (still scene).",
+    ["stream", "reason"],
+)
+
+INFERENCE_SECONDS = Histogram(
+    "vigil_inference_seconds",
+    "Time of one inference run (a batch of frames), by model.",
+    ["model"],
+    buckets=(0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5),
+)
+
+INFERENCE_BATCH_SIZE = Histogram(
+    "vigil_inference_batch_size",
+    "Frames per inference run, by model.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+
+DETECTION_LATENCY = Histogram(
+    "vigil_detection_latency_seconds",
+    "From a frame leaving the decoder to its detections being known (waiting included).",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+)
