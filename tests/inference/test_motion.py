@@ -20,7 +20,8 @@ def _scene(seed: int = 1) -> Image:
     for _ in range(6):
         x, y = int(rng.integers(0, WIDTH - 80)), int(rng.integers(0, HEIGHT - 60))
         image[y : y + 60, x : x + 80] = rng.integers(30, 220, size=3)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    scene: Image = np.clip(image, 0, 255).astype(np.uint8)
+    return scene
 
 
 def _noisy(image: Image, rng: np.random.Generator, sigma: float = 4.0) -> Image:

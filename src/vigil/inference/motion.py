@@ -85,5 +85,4 @@ class MotionGate:
         if width > self._width:
             new_height = max(1, round(height * self._width / width))
             grey = cv2.resize(grey, (self._width, new_height), interpolation=cv2.INTER_AREA)
-        blurred: npt.NDArray[np.uint8] = cv2.GaussianBlur(grey, _BLUR_KERNEL, 0)
-        return blurred
+        return np.asarray(cv2.GaussianBlur(grey, _BLUR_KERNEL, 0), dtype=np.uint8)
