@@ -15,6 +15,7 @@ from vigil.api.auth import Authenticator
 from vigil.api.middleware import RequestMetrics
 from vigil.api.routes import (
     config,
+    detections,
     events,
     metrics,
     recordings,
@@ -87,6 +88,7 @@ def create_api(
     app.include_router(storage.router, prefix=API_PREFIX)  # before /recordings/{stream}
     app.include_router(recordings.router, prefix=API_PREFIX)
     app.include_router(snapshots.router, prefix=API_PREFIX)
+    app.include_router(detections.router, prefix=API_PREFIX)
     app.include_router(sessions.router, prefix=API_PREFIX)
     # WHEP/WHIP at /{stream}/whep|whip (two segments, the second fixed): no /api/v1 path has
     # that shape, and being included before any catch-all keeps them reachable.

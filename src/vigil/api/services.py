@@ -8,7 +8,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from vigil.config.events import EventsConfig
 from vigil.events import EventBus
@@ -58,6 +58,30 @@ class WebRtcGateway(Protocol):
     async def end(self, kind: SessionKind, stream: str, session_id: str) -> None: ...
 
 
+class DetectionView(Protocol):
+    """Detection as the API sees it (`GET /streams/{name}/detections/latest`)."""
+
+    def latest(self, stream: str) -> dict[str, Any] | None:
+        """What the detector saw last in `stream`; None when detection is not enabled for it.
+
+        Keys: ``stream``, ``at`` (datetime of the frame, None before the first), ``mode``
+        (``"keyframes"`` or ``"all"``), ``fps`` (the detect rate), ``motion`` (bool, None
+        without a motion gate), ``detections`` (list of ``{label, score, box: (x1, y1, x2, y2)
+        normalised, object_id: str | None, zones: list[str]}``), ``skipped_fps``,
+        ``processed_fps``, ``provider`` (ONNX Runtime's execution provider), ``state``
+        (``running``, ``off``, ``failed``) and ``reason``. Called on the event loop: it
+        must not block."""
+        ...
+
+
+class SnapshotFiles(Protocol):
+    """Detection snapshots as the API sees them (`vigil.inference.snapshots.SnapshotStore`)."""
+
+    def path(self, key: str) -> Path | None:
+        """The file an event's `snapshot` key names, if it exists (and lies in the store)."""
+        ...
+
+
 @dataclass(frozen=True)
 class PluginReport:
     """GStreamer plugins as `vigil doctor` found them (the API must not import gi itself)."""
@@ -100,6 +124,13 @@ class ApiServices:
     desired: DesiredState | None = None
     # `vigil doctor`'s findings, made at start-up: which elements are there, which are not.
     plugins: PluginReport | None = None
+    # What each stream's detector saw last; None where detection is not running at all.
+    detection: DetectionView | None = None
+    # Detection snapshots by key (blocking: call through `run`); None where there are none.
+    snapshots: SnapshotFiles | None = None
+    # An object event's clip: from this many seconds before it was first seen to this many
+    # after it was last seen.
+    clip_padding_s: tuple[float, float] = (5.0, 5.0)
     # Per-client queue and heartbeat of the live event WebSocket.
     events_config: EventsConfig = field(default_factory=EventsConfig)
     extras: dict[str, object] = field(default_factory=dict)

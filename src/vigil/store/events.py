@@ -1,9 +1,10 @@
 """The stored event history (`events` table): appended in batches, listed newest first, pruned.
 
 Each row keeps the event's JSON form (`vigil.events.event_to_dict`) as written, plus the
-columns filters need (time, type, stream). Rows are ordered by id, which is the order events
-were appended in: the bus's order, and a cursor that never skips or repeats a row the way a
-timestamp cursor would when two events share a microsecond.
+columns filters need (time, type, stream, and the object label of detection events). Rows are
+ordered by id, which is the order events were appended in: the bus's order, and a cursor that
+never skips or repeats a row the way a timestamp cursor would when two events share a
+microsecond.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ PRUNE_BATCH = 5000
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """Which stored events to list. Empty `types`/`streams` mean any.
+    """Which stored events to list. Empty `types`/`streams`/`labels` mean any.
 
     `types` are patterns as for `vigil.events.type_matches` (``stream`` selects
     ``stream.state``). `since` is inclusive, `until` exclusive; `before` is an event id, for
@@ -37,6 +38,7 @@ class EventQuery:
 
     types: tuple[str, ...] = ()
     streams: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
     before: int | None = None
@@ -64,9 +66,11 @@ class EventStore:
         rows = []
         for event in events:
             data = event_to_dict(event)
+            label = data.get("label")
             rows.append({
                 "at_us": to_us(event.at), "type": data["type"], "stream": data.get("stream"),
                 "data": json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+                "label": label if isinstance(label, str) else None,
             })  # fmt: skip
         with self._db.begin() as session:
             session.execute(insert(StoredEvent), rows)
@@ -78,6 +82,8 @@ class EventStore:
             statement = statement.where(_type_filter(query.types))
         if query.streams:
             statement = statement.where(StoredEvent.stream.in_(query.streams))
+        if query.labels:
+            statement = statement.where(StoredEvent.label.in_(query.labels))
         if query.since is not None:
             statement = statement.where(StoredEvent.at_us >= to_us(query.since))
         if query.until is not None:
@@ -88,6 +94,12 @@ class EventStore:
         with self._db.session() as session:
             return [EventRecord(id=row.id, data=json.loads(row.data))
                     for row in session.execute(statement)]  # fmt: skip
+
+    def get(self, event_id: int) -> EventRecord | None:
+        """The stored event with this id, if it is (still) stored."""
+        with self._db.session() as session:
+            data = session.scalar(select(StoredEvent.data).where(StoredEvent.id == event_id))
+        return None if data is None else EventRecord(id=event_id, data=json.loads(data))
 
     def count(self) -> int:
         """How many events are stored."""

@@ -126,6 +126,7 @@ class StoredEvent(Base):
         Index("ix_events_at_us", "at_us"),
         Index("ix_events_type_at_us", "type", "at_us"),
         Index("ix_events_stream_at_us", "stream", "at_us"),
+        Index("ix_events_label_at_us", "label", "at_us"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -133,6 +134,7 @@ class StoredEvent(Base):
     type: Mapped[str] = mapped_column(String)
     stream: Mapped[str | None] = mapped_column(String)
     data: Mapped[str] = mapped_column(String)  # the event as JSON
+    label: Mapped[str | None] = mapped_column(String)  # a detection event's object label
 
 
 class StreamOverlay(Base):

@@ -1,5 +1,9 @@
 """Events: the stored history (`GET /events`) and the live bus (`WS /events`), both in the one
-JSON form of `vigil.events.event_to_dict`.
+JSON form of `vigil.events.event_to_dict`; a detection event's snapshot and clip.
+
+In the history, an event's `snapshot` (a key of the snapshot store, meaningless to clients) is
+replaced by `snapshot_url`, and object events get a `clip_url`: the recording around the object,
+cut by the export machinery exactly as `GET /streams/{name}/export.mp4` cuts it.
 
 A WebSocket client gets its own bounded queue on the bus. One that lets it fill is closed with
 4008 rather than handed an incomplete story or allowed to hold memory: the bus never waits for
@@ -13,23 +17,26 @@ import contextlib
 import json
 import logging
 import re
-from datetime import datetime
+import threading
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, Request, Response, WebSocket
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.websockets import WebSocketDisconnect
 
 from vigil.api.auth import Authenticator, Viewer
 from vigil.api.deps import Services
 from vigil.api.errors import ERROR_RESPONSES, ApiError
-from vigil.api.services import ApiServices
+from vigil.api.routes.recordings import EXPORT_ERRORS, MP4, _ClipResponse, _export_error
+from vigil.api.services import ApiServices, SnapshotFiles
 from vigil.config.streams import STREAM_NAME_PATTERN
 from vigil.events import Event, Subscription, event_to_dict, to_json_value, type_matches, utc_now
 from vigil.observability.metrics import WEBSOCKET_CLIENTS, WEBSOCKET_SLOW_DISCONNECTS
-from vigil.store.events import EventQuery, EventStore
+from vigil.recording.export import ExportError, InvalidExportRange, check_export_range
+from vigil.store.events import EventQuery, EventRecord, EventStore
 from vigil.store.tokens import Role
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,9 @@ SUBPROTOCOL = "vigil"
 
 _TYPE_ITEM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _STREAM_ITEM = re.compile(STREAM_NAME_PATTERN)
+# Labels are the model's class names ("person", "traffic light"): anything but commas and
+# control characters; they are only ever compared, as bound SQL parameters.
+_LABEL_ITEM = re.compile(r"[^,\x00-\x1f\x7f]{1,64}")
 _MAX_ITEMS = 50
 
 TYPE_HELP = (
@@ -57,6 +67,15 @@ TYPE_HELP = (
     "(`stream` selects `stream.state`, `segment` both segment events). Empty: every type."
 )
 STREAM_HELP = "Comma-separated stream names; events about other streams are left out."
+LABEL_HELP = (
+    "Comma-separated object labels (`person,car`): only detection events about those objects."
+)
+# Detection events about one tracked object: they have a clip of the recording around it.
+OBJECT_TYPES = frozenset({"object.entered", "object.left"})
+JPEG = "image/jpeg"
+MAX_EVENT_ID = 2**62
+
+EventId = Path(ge=1, le=MAX_EVENT_ID, description="The event's `id` (from the history).")
 
 
 class EventOut(BaseModel):
@@ -69,6 +88,13 @@ class EventOut(BaseModel):
     at: datetime = Field(description="When it happened (UTC).")
     stream: str | None = Field(
         default=None, description="The stream it is about; absent for events about no stream."
+    )
+    snapshot_url: str | None = Field(
+        default=None,
+        description="Detection events: where their snapshot JPEG is (null: none was saved).",
+    )
+    clip_url: str | None = Field(
+        default=None, description="Object events: an MP4 of the recording around the object."
     )
 
 
@@ -117,6 +143,7 @@ async def list_events(
     _caller: Viewer,
     type: Annotated[str | None, Query(description=TYPE_HELP, max_length=2000)] = None,
     stream: Annotated[str | None, Query(description=STREAM_HELP, max_length=4000)] = None,
+    label: Annotated[str | None, Query(description=LABEL_HELP, max_length=4000)] = None,
     since: Annotated[AwareDatetime | None, Query(description="Events at or after.")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Events before.")] = None,
     before: Annotated[
@@ -125,17 +152,150 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000, description="Events per page.")] = 100,
 ) -> JSONResponse:
     types, streams = _filters(type, stream)
-    query = EventQuery(types=types, streams=streams, since=since, until=until, before=before,
-                       limit=limit + 1)  # fmt: skip
+    try:
+        labels = parse_list(label, _LABEL_ITEM, "label")
+    except ValueError as error:
+        raise ApiError(422, str(error)) from None
+    query = EventQuery(types=types, streams=streams, labels=labels, since=since, until=until,
+                       before=before, limit=limit + 1)  # fmt: skip
     records = await services.run(partial(EventStore(services.db).list_events, query))
     page, more = records[:limit], len(records) > limit
-    body: dict[str, object] = {"events": [{"id": r.id, **r.data} for r in page], "next": None}
+    body: dict[str, object] = {"events": [_public(r) for r in page], "next": None}
     headers = {}
     if more:
         url = request.url.include_query_params(before=page[-1].id)
         body["next"] = f"{url.path}?{url.query}"
         headers["Link"] = f'<{body["next"]}>; rel="next"'
     return JSONResponse(body, headers=headers)
+
+
+def _public(record: EventRecord) -> dict[str, Any]:
+    """A stored event as the history lists it: links instead of the snapshot store's key."""
+    data: dict[str, Any] = {"id": record.id, **record.data}
+    if "snapshot" in data:
+        key = data.pop("snapshot")
+        data["snapshot_url"] = f"/api/v1/events/{record.id}/snapshot.jpg" if key else None
+    if data.get("type") in OBJECT_TYPES:
+        data["clip_url"] = f"/api/v1/events/{record.id}/clip.mp4"
+    return data
+
+
+async def _stored_event(services: ApiServices, event_id: int) -> EventRecord:
+    record = await services.run(partial(EventStore(services.db).get, event_id))
+    if record is None:
+        raise ApiError(404, f"no event with id {event_id} (events are kept "
+                            f"{services.events_config.retention_days:g} days)")  # fmt: skip
+    return record
+
+
+@router.get(
+    "/{event_id}/snapshot.jpg",
+    response_class=Response,
+    responses={200: {"content": {JPEG: {}}, "description": "The frame, the object's box drawn"}},
+    summary="A detection event's snapshot",
+)
+async def event_snapshot(services: Services, _caller: Viewer, event_id: int = EventId) -> Response:
+    """The JPEG saved with a detection event: the frame it was seen in (for `object.left`, the
+    one it was seen best in) with its box and label drawn. 404 (`no_snapshot`) when the event
+    has none, 404 (`snapshot_gone`) when it was deleted by snapshot retention."""
+    record = await _stored_event(services, event_id)
+    key = record.data.get("snapshot")
+    if not isinstance(key, str) or not key:
+        raise ApiError(404, f"event {event_id} ({record.data.get('type')}) has no snapshot",
+                       code="no_snapshot")  # fmt: skip
+    store = services.snapshots
+    if store is None:
+        raise ApiError(404, "this Vigil keeps no detection snapshots", code="no_snapshot")
+    jpeg = await services.run(partial(_read_snapshot, store, key))
+    if jpeg is None:
+        raise ApiError(404, f"the snapshot of event {event_id} is gone: snapshots are deleted "
+                            "after their retention", code="snapshot_gone")  # fmt: skip
+    # A snapshot never changes once its event is stored; private: it needs a token to see.
+    return Response(jpeg, media_type=JPEG, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _read_snapshot(store: SnapshotFiles, key: str) -> bytes | None:
+    """The snapshot's bytes, or None if it is not there (read whole: a file pruned between a
+    check and the sending would otherwise fail half-way)."""
+    path = store.path(key)
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+@router.get(
+    "/{event_id}/clip.mp4",
+    response_class=FileResponse,
+    response_model=None,
+    responses={200: {"content": {MP4: {}}, "description": "The recording around the object"},
+               503: {"description": "exports are not available"}, **EXPORT_ERRORS},
+    summary="An object event's clip: the recording around the object",
+)  # fmt: skip
+async def event_clip(services: Services, _caller: Viewer, event_id: int = EventId) -> FileResponse:
+    """One MP4 of the event's stream, as `GET /streams/{name}/export.mp4` makes it: for
+    `object.left` from `first_seen` - pre to `last_seen` + post, for `object.entered` from
+    `at` - pre to `at` + post (pre and post: `clip_padding_s`, 5 s each by default)."""
+    record = await _stored_event(services, event_id)
+    stream, start, end = _clip_range(record, services.clip_padding_s)
+    exports = services.exports
+    if exports is None:
+        raise ApiError(503, "exports are not available in this Vigil")
+    try:
+        check_export_range(start, end, exports.max_seconds)
+    except InvalidExportRange as error:
+        raise ApiError(422, error.message) from None
+    cancelled = threading.Event()
+    try:
+        clip = await services.run(partial(exports.export, stream, start, end, cancelled))
+    except ExportError as error:
+        raise _export_error(error) from None
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
+    headers = {
+        "X-Vigil-Start": clip.first_frame.isoformat(),
+        "X-Vigil-End": clip.end.isoformat(),
+        "X-Vigil-Skipped-Seconds": f"{clip.skipped_s:.3f}",
+        "Cache-Control": "private, max-age=300",
+    }
+    if clip.ended_early:
+        headers["X-Vigil-Ended-Early"] = clip.ended_early
+    filename = f"{stream}-event{event_id}-{clip.first_frame.strftime('%Y%m%dT%H%M%SZ')}.mp4"
+    return _ClipResponse(clip, exports.release, media_type=MP4, filename=filename,
+                         content_disposition_type="inline", headers=headers)  # fmt: skip
+
+
+def _clip_range(
+    record: EventRecord, padding_s: tuple[float, float]
+) -> tuple[str, datetime, datetime]:
+    """(stream, start, end) of an object event's clip; 404 for any other event."""
+    data = record.data
+    kind, stream = data.get("type"), data.get("stream")
+    if kind not in OBJECT_TYPES or not isinstance(stream, str):
+        raise ApiError(404, f"event {record.id} ({kind}) is not about an object: it has no "
+                            "clip", code="no_clip")  # fmt: skip
+    pre, post = (timedelta(seconds=seconds) for seconds in padding_s)
+    try:
+        if kind == "object.left":
+            first, last = _time(data["first_seen"]), _time(data["last_seen"])
+        else:
+            first = last = _time(data["at"])
+    except (KeyError, TypeError, ValueError):
+        raise ApiError(404, f"event {record.id} does not say when the object was seen",
+                       code="no_clip") from None  # fmt: skip
+    return stream, first - pre, last + post
+
+
+def _time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(value)
+    return moment
 
 
 @router.websocket("")
