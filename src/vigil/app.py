@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -24,9 +24,13 @@ from vigil import __version__
 from vigil.api.app import create_api
 from vigil.api.server import ApiServer, is_loopback
 from vigil.api.services import ApiServices, PluginReport
-from vigil.config.resolve import ResolvedConfig
-from vigil.events import EventBus, RecordingRepaired, utc_now
+from vigil.config.detection import StreamDetectConfig
+from vigil.config.resolve import ResolvedConfig, StreamPlan
+from vigil.events import ConfigApplied, EventBus, RecordingRepaired, utc_now
+from vigil.inference.service import DetectionService
+from vigil.inference.snapshots import SnapshotStore
 from vigil.media import doctor, gst
+from vigil.media.detect import DetectBranch
 from vigil.media.export import write_mp4
 from vigil.media.mainloop import GLibLoopThread
 from vigil.media.relay import RelayHub
@@ -59,6 +63,7 @@ from vigil.streams.manager import StreamManager
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+FrameHandler = Callable[[Any, datetime], None]
 
 # Vigil speaks sd_notify when given a Notifier (tests/ops/test_systemd_e2e.py runs when True).
 SYSTEMD_NOTIFY = True
@@ -114,6 +119,9 @@ class Vigil:
         self.sessions = SessionRegistry()
         self.rtsp: RtspServer | None = None
         self.webrtc: WebRtcGateway | None = None
+        self.detection: DetectionService | None = None
+        self.snapshots = SnapshotStore(resolved.data_dir / "snapshots")
+        self._detection_task: asyncio.Task[None] | None = None
         self._simulator: SimulatorProcess | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         # Pipeline set-up and tear-down block (state changes, EOS drains): give them threads
@@ -184,6 +192,7 @@ class Vigil:
         self.desired.watch()
         await self._start_rtsp()
         await self._start_webrtc()
+        await self._start_detection(list(effective.streams))
         await self._start_api()
         self._ready = True
         if self._notifier is not None:
@@ -206,6 +215,38 @@ class Vigil:
             simulator_urls=simulator_urls,
             rtsp_url=self.rtsp.url_pattern if self.rtsp is not None else "",
         )
+
+    async def _start_detection(self, plans: list[StreamPlan]) -> None:
+        """Detection on every stream that asks for it, following configuration changes. It
+        only takes frames off the streams' relays: it never holds up their recording."""
+        cfg = self.config
+        assert self.bus is not None
+
+        def branch(name: str, settings: StreamDetectConfig, on_frame: FrameHandler,
+                   on_error: Callable[[str], None]) -> DetectBranch:  # fmt: skip
+            return DetectBranch(
+                name, self.relays.video(name), fps=settings.fps, decode=settings.decode.value,
+                decoder=cfg.detection.decoder.value, frame_width=cfg.detection.frame_width,
+                on_frame=on_frame, on_error=on_error,
+            )  # fmt: skip
+
+        self.detection = DetectionService(
+            cfg.detection, models_dir=cfg.models_dir, snapshots=self.snapshots,
+            publish=self.bus.publish_threadsafe, branch_factory=branch,
+        )  # fmt: skip
+        detection = self.detection
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._media, detection.apply, plans)
+        subscription = self.bus.subscribe(lambda event: isinstance(event, ConfigApplied))
+
+        async def follow() -> None:
+            with subscription:
+                while True:
+                    await subscription.get()
+                    current = self.desired.current.streams if self.desired is not None else ()
+                    await loop.run_in_executor(self._media, detection.apply, list(current))
+
+        self._detection_task = loop.create_task(follow(), name="detection-config")
 
     async def _start_storage(self) -> None:
         cfg, storage_cfg = self.config, self.config.config.storage
@@ -270,7 +311,8 @@ class Vigil:
             gstreamer_version=gst.version_string(), started_at=utc_now(),
             ready=lambda: self._ready and not self._stopping, desired=self.desired,
             events_config=cfg.config.events, plugins=await self._plugin_report(),
-            webrtc=self.webrtc,
+            webrtc=self.webrtc, detection=self.detection, snapshots=self.snapshots,
+            clip_padding_s=(cfg.detection.clip_pre_s, cfg.detection.clip_post_s),
         )  # fmt: skip
         host = cfg.api.host
         if not configured and not await self._write(partial(tokens.active)):
@@ -378,6 +420,10 @@ class Vigil:
             await asyncio.to_thread(self._exports.sweep)
         if self.desired is not None:
             await self.desired.close()
+        if self._detection_task is not None:
+            self._detection_task.cancel()
+        if self.detection is not None:  # before the streams: it takes frames off them
+            await asyncio.get_running_loop().run_in_executor(self._media, self.detection.close)
         if self.streams is not None:
             await self.streams.stop()
         if self.storage is not None:

@@ -276,7 +276,8 @@ def test_error_text_is_one_line_per_issue_sorted_by_line() -> None:
         "vigil.yaml:4: recording.segment_seconds: "
         "Input should be greater than or equal to 2 (got 1)",
         "vigil.yaml:6: bogus: unknown key 'bogus'; allowed keys: data_dir, recording, storage, "
-        "backup, database, ingest, log, tracing, api, rtsp, webrtc, events, simulator, streams",
+        "backup, database, ingest, log, tracing, api, rtsp, webrtc, events, detection, "
+        "simulator, streams",
     ]
 
 

@@ -39,6 +39,14 @@ def list_item_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def dict_value_model(annotation: Any) -> type[BaseModel] | None:
+    """The value model of a ``dict[str, X]`` field annotation, or None."""
+    if get_origin(annotation) is dict:
+        _key, value = get_args(annotation)
+        return model_in(value)
+    return None
+
+
 def model_at(root: type[BaseModel], location: Location) -> type[BaseModel] | None:
     """The model whose fields are the keys found at `location`, or None if there is none.
 

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from vigil.config.defaults import DEFAULT_CONFIG_YAML
 from vigil.config.env import ENV_PREFIX
-from vigil.config.locations import list_item_model, model_in
+from vigil.config.locations import dict_value_model, list_item_model, model_in
 from vigil.config.root import VigilConfig
 from vigil.config.sources import FILE_PARAMETERS, TEST_PARAMETERS, TEST_PATTERNS, V4L2_PARAMETERS
 
@@ -68,32 +68,46 @@ def reference_markdown() -> str:
         "directory for the built-in default); `~` is expanded to the home directory.",
         "",
     ]
-    out += _model_section("Top level", VigilConfig, nested=False)
-    for name, info in VigilConfig.model_fields.items():
-        section = model_in(info.annotation)
-        if section is not None:
-            out += _model_section(f"`{name}`", section)
-            for key, inner in section.model_fields.items():
-                entry = list_item_model(inner.annotation)
-                if entry is not None:
-                    out += _model_section(f"`{name}.{key}[]` (each entry)", entry)
-        item = list_item_model(info.annotation)
-        if item is not None:
-            out += _model_section(f"`{name}[]` (each entry)", item)
+    out += _model_section("Top level", VigilConfig)
+    out += _subsections("", VigilConfig)
     out += _sources_section() + _env_section() + _default_section()
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _model_section(title: str, model: type[BaseModel], *, nested: bool = True) -> list[str]:
+def _nested(annotation: Any) -> tuple[str, type[BaseModel]] | None:
+    """(kind, model) for a field holding a section, a list of them or a map of them."""
+    if (item := list_item_model(annotation)) is not None:
+        return ("list", item)
+    if (value := dict_value_model(annotation)) is not None:
+        return ("map", value)
+    if (section := model_in(annotation)) is not None:
+        return ("section", section)
+    return None
+
+
+def _subsections(prefix: str, model: type[BaseModel]) -> list[str]:
+    """A table for every section below `model`, depth first, titled by its dotted path."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        nested = _nested(info.annotation)
+        if nested is None:
+            continue
+        kind, inner = nested
+        path = f"{prefix}{name}" + {"list": "[]", "map": ".<name>", "section": ""}[kind]
+        suffix = {"list": " (each entry)", "map": " (each entry)", "section": ""}[kind]
+        out += _model_section(f"`{path}`{suffix}", inner)
+        out += _subsections(path + ".", inner)
+    return out
+
+
+def _model_section(title: str, model: type[BaseModel]) -> list[str]:
     summary = (model.__doc__ or "").strip().splitlines()[0].replace("``", "`")
     lines = [f"## {title}", "", summary, ""]
     lines += ["| Key | Type | Default | Bounds | Description |", "|---|---|---|---|---|"]
     for name, info in model.model_fields.items():
-        if not nested and (model_in(info.annotation) or list_item_model(info.annotation)):
-            kind = "list" if list_item_model(info.annotation) else "section"
-            lines.append(
-                f"| `{name}` | {kind} | | | {_cell(info.description)} See `{name}` below. |"
-            )
+        nested = _nested(info.annotation)
+        if nested is not None:
+            lines.append(f"| `{name}` | {nested[0]} | | | {_cell(info.description)} See below. |")
             continue
         row = (
             f"`{name}`",

@@ -1,0 +1,460 @@
+"""Detection at run time: every detected stream's frames → motion gate → scheduler → model →
+filters → tracker → events with snapshots.
+
+Threads: frames arrive on each stream's appsink thread (`_on_frame`: rate limit and motion
+gate, then a non-blocking offer to the scheduler, which keeps only a stream's newest frame);
+models run on the scheduler's workers, which also draw and write snapshots; events go to the
+bus with `publish_threadsafe`. A tick thread ends tracks of streams that stopped sending
+frames (a still scene, a camera that went away). Nothing here can hold up recording: the
+branch feeding it is leaky, and every hand-over here drops rather than waits.
+
+A model that fails to load fails detection for the streams using it, with a reason (logged,
+`detection.state` event, `GET …/detections/latest`); their recording goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vigil.config.detection import DEFAULT_MODEL, DetectionConfig, StreamDetectConfig
+from vigil.config.resolve import StreamPlan
+from vigil.events import DetectionStateChanged, Event, ObjectEntered, ObjectLeft
+from vigil.inference.backend import Detector, ModelError
+from vigil.inference.catalogue import find_installed, model_spec
+from vigil.inference.labels import builtin_labels, builtin_names, load_labels
+from vigil.inference.motion import Motion, MotionGate
+from vigil.inference.scheduler import Scheduler
+from vigil.inference.snapshots import SnapshotStore, render_snapshot
+from vigil.inference.tracker import Track, Tracker
+from vigil.inference.types import Detection, Frame, Image
+from vigil.inference.zones import DetectionFilter, Zone
+from vigil.observability.metrics import (
+    DETECTION_FRAMES,
+    DETECTION_LATENCY,
+    DETECTION_SKIPPED,
+    DETECTIONS,
+    INFERENCE_BATCH_SIZE,
+    INFERENCE_SECONDS,
+    OBJECTS,
+)
+
+logger = logging.getLogger(__name__)
+
+# How often tracks of streams without fresh frames are aged out.
+TICK_S = 1.0
+# A frame may come this much early and still count as due (videorate's 1 fps floor, jitter).
+RATE_SLACK = 0.9
+
+
+class Branch(Protocol):
+    """A stream's detection pipeline (`vigil.media.detect.DetectBranch`)."""
+
+    mode: str
+    decoder: str | None
+    keyframe_interval_s: float | None
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def configure(self, *, fps: float, decode: str) -> None: ...
+
+
+# (stream, settings, on_frame, on_error) → a started-later branch
+BranchFactory = Callable[
+    [str, StreamDetectConfig, Callable[[Image, datetime], None], Callable[[str], None]], Branch
+]
+
+
+@dataclass(slots=True)
+class _Job:
+    frame: Frame
+    queued: float  # time.monotonic() when offered
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One detected stream's state."""
+
+    name: str
+    settings: StreamDetectConfig
+    filter: DetectionFilter
+    tracker: Tracker
+    motion: MotionGate | None
+    branch: Branch | None = None
+    state: str = "starting"  # starting, running, failed
+    reason: str = "waiting for the first frame"
+    last_offer: float = 0.0  # monotonic time of the last frame offered (rate limit)
+    last_detect: float = 0.0  # monotonic time of the last frame sent to the detector
+    last_motion: Motion | None = None
+    motion_frames: int = 0
+    still_frames: int = 0
+    latest: dict[str, Any] | None = None
+    best_images: dict[str, Image] = field(default_factory=dict)  # object id → its best frame
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _filter_of(settings: StreamDetectConfig) -> DetectionFilter:
+    zones = [Zone(zone.name, zone.polygon, zone.mode.value) for zone in settings.zones]
+    return DetectionFilter(labels=settings.labels, min_score=settings.min_score,
+                           min_area=settings.min_area, zones=zones)  # fmt: skip
+
+
+class DetectionService:
+    """Runs detection for every stream whose `detect.enabled` is set."""
+
+    def __init__(
+        self,
+        config: DetectionConfig,
+        *,
+        models_dir: Path,
+        snapshots: SnapshotStore,
+        publish: Callable[[Event], None],
+        branch_factory: BranchFactory,
+        detector_loader: Callable[..., Detector] | None = None,
+    ) -> None:
+        self._config = config
+        self._models_dir = models_dir
+        self._snapshots = snapshots
+        self._publish = publish
+        self._branch_factory = branch_factory
+        self._load_detector = detector_loader or Detector.load
+        self._lock = threading.Lock()
+        self._streams: dict[str, _Stream] = {}
+        self._detectors: dict[str, Detector | ModelError] = {}
+        self._detector_lock = threading.Lock()
+        self._scheduler: Scheduler[_Job] = Scheduler(
+            self._run_batch, max_batch=config.max_batch,
+            batch_timeout_s=config.batch_timeout_ms / 1000, workers=config.workers,
+            on_batch=self._on_batch,
+        )  # fmt: skip
+        self._closing = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="detect-tick", daemon=True)
+        self._ticker.start()
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def apply(self, plans: Sequence[StreamPlan]) -> None:
+        """Make detection follow `plans`: start, reconfigure or stop each stream's. Blocking
+        (pipelines change state); call from a worker thread."""
+        wanted = {plan.name: plan.detect for plan in plans if plan.enabled and plan.detect}
+        with self._lock:
+            current = dict(self._streams)
+        for name, stream in current.items():
+            settings = wanted.get(name)
+            if settings is None:
+                self._stop(name)
+            elif settings != stream.settings:
+                self._reconfigure(stream, settings)
+        for name, settings in wanted.items():
+            if name not in current and settings is not None:
+                self._start(name, settings)
+
+    def _start(self, name: str, settings: StreamDetectConfig) -> None:
+        tracker = self._config.tracker
+        stream = _Stream(
+            name=name, settings=settings, filter=_filter_of(settings),
+            tracker=Tracker(iou_threshold=tracker.iou_threshold,
+                            max_distance=tracker.max_distance, max_age_s=tracker.max_age_s,
+                            min_hits=tracker.min_hits),
+            motion=MotionGate(settings.motion.threshold, settings.motion.min_area)
+            if settings.motion.enabled else None,
+        )  # fmt: skip
+        with self._lock:
+            self._streams[name] = stream
+        detector = self._detector(settings.model)
+        if isinstance(detector, ModelError):
+            self._fail(stream, str(detector))
+            return
+        stream.branch = self._branch_factory(
+            name, settings,
+            lambda image, at: self._on_frame(stream, image, at),
+            lambda reason: self._on_branch_error(stream, reason),
+        )  # fmt: skip
+        stream.branch.start()
+        logger.info("%s: detection on (%s, %g fps, labels %s)", name, settings.model,
+                    settings.fps, ", ".join(settings.labels) or "all")  # fmt: skip
+
+    def _reconfigure(self, stream: _Stream, settings: StreamDetectConfig) -> None:
+        if settings.model != stream.settings.model or stream.branch is None:
+            self._stop(stream.name)
+            self._start(stream.name, settings)
+            return
+        with stream.lock:
+            stream.settings = settings
+            stream.filter = _filter_of(settings)
+            stream.motion = (
+                MotionGate(settings.motion.threshold, settings.motion.min_area)
+                if settings.motion.enabled else None
+            )  # fmt: skip
+        stream.branch.configure(fps=settings.fps, decode=settings.decode.value)
+        logger.info("%s: detection settings changed", stream.name)
+
+    def _stop(self, name: str) -> None:
+        with self._lock:
+            stream = self._streams.pop(name, None)
+        if stream is None:
+            return
+        self._scheduler.forget(name)
+        if stream.branch is not None:
+            stream.branch.stop()
+        self._publish(DetectionStateChanged(stream=name, state="off", reason="detection off"))
+
+    def close(self) -> None:
+        """Stop every stream's detection and the workers (no `object.left` is invented for
+        objects still in view: they did not leave)."""
+        self._closing.set()
+        with self._lock:
+            names = list(self._streams)
+        for name in names:
+            with self._lock:
+                stream = self._streams.pop(name, None)
+            if stream is not None and stream.branch is not None:
+                stream.branch.stop()
+        self._scheduler.close(10.0)
+        self._ticker.join(5.0)
+
+    # -- models ----------------------------------------------------------------------------
+
+    def _detector(self, model: str) -> Detector | ModelError:
+        with self._detector_lock:
+            known = self._detectors.get(model)
+            if known is None:
+                known = self._load(model)
+                self._detectors[model] = known
+            return known
+
+    def _load(self, model: str) -> Detector | ModelError:
+        config = self._config
+        try:
+            if model == DEFAULT_MODEL:
+                spec = model_spec(model)
+                path = find_installed(model, self._models_dir)
+                if path is None:
+                    candidate = self._models_dir / spec.file_name
+                    raise ModelError(
+                        f"model '{model}' is not installed in {self._models_dir}"
+                        + (" (the file there does not match its pinned sha256)"
+                           if candidate.exists() else "")
+                        + f": run `vigil models install {model}`"
+                    )  # fmt: skip
+                family, labels = spec.family, builtin_labels(spec.labels)
+            else:
+                custom = config.models[model]
+                path, family = custom.path, custom.family.value
+                labels = (
+                    builtin_labels(custom.labels) if custom.labels in builtin_names()
+                    else load_labels(Path(custom.labels))
+                )  # fmt: skip
+            detector = self._load_detector(path, family=family, labels=labels,
+                                           providers=config.providers,
+                                           threads=config.threads)  # fmt: skip
+        except ModelError as error:
+            logger.error("detection model '%s' cannot be used: %s", model, error)
+            return error
+        except (OSError, ValueError) as error:
+            logger.error("detection model '%s' cannot be used: %s", model, error)
+            return ModelError(f"model '{model}': {error}")
+        logger.info("detection model '%s' loaded from %s (%s)", model, path, detector.provider)
+        return detector
+
+    # -- frames (appsink threads) ----------------------------------------------------------
+
+    def _on_frame(self, stream: _Stream, image: Image, at: datetime) -> None:
+        now = time.monotonic()
+        settings = stream.settings
+        if now - stream.last_offer < RATE_SLACK / settings.fps:
+            return  # faster than asked (videorate cannot go below 1 fps)
+        stream.last_offer = now
+        if stream.state != "running":
+            self._set_state(stream, "running", "detecting")
+        with stream.lock:
+            gate = stream.motion
+            tracking = bool(stream.tracker.active)
+        if gate is not None:
+            motion = gate.update(image)
+            stream.last_motion = motion
+            keepalive = settings.motion.keepalive_s
+            due = keepalive > 0 and now - stream.last_detect >= keepalive
+            if motion.moving:
+                stream.motion_frames += 1
+            else:
+                stream.still_frames += 1
+            if not motion.moving and not tracking and not due:
+                DETECTION_SKIPPED.labels(stream.name, "motion").inc()
+                return
+        stream.last_detect = now
+        frame = Frame(stream=stream.name, image=image, at=at)
+        if not self._scheduler.offer(stream.name, settings.model, _Job(frame, now)):
+            DETECTION_SKIPPED.labels(stream.name, "busy").inc()
+
+    # -- inference (worker threads) --------------------------------------------------------
+
+    def _run_batch(self, model: str, jobs: list[_Job]) -> None:
+        detector = self._detector(model)
+        if isinstance(detector, ModelError):
+            return
+        with self._lock:
+            streams = [self._streams.get(job.frame.stream) for job in jobs]
+        floor = min((s.settings.min_score for s in streams if s is not None), default=0.5)
+        results = detector.detect([job.frame.image for job in jobs], floor)
+        for job, stream, detections in zip(jobs, streams, results, strict=True):
+            if stream is None or self._closing.is_set():
+                continue
+            try:
+                self._after_detection(stream, job, detections)
+            except Exception:
+                logger.exception("%s: handling detections failed", stream.name)
+
+    def _on_batch(self, model: str, size: int, seconds: float) -> None:
+        INFERENCE_SECONDS.labels(model).observe(seconds)
+        INFERENCE_BATCH_SIZE.labels(model).observe(size)
+
+    def _after_detection(self, stream: _Stream, job: _Job, detections: list[Detection]) -> None:
+        frame = job.frame
+        DETECTION_FRAMES.labels(stream.name).inc()
+        DETECTION_LATENCY.observe(time.monotonic() - job.queued)
+        with stream.lock:
+            kept = stream.filter.apply(detections)
+            update = stream.tracker.update(kept, frame.at)
+            for track in update.improved:
+                stream.best_images[track.object_id] = frame.image
+            for track in update.entered:
+                stream.best_images.setdefault(track.object_id, frame.image)
+            left = [(track, stream.best_images.pop(track.object_id, None))
+                    for track in update.left]  # fmt: skip
+            ids = {id(d): t.object_id for t in update.active for d, _z in kept
+                   if t.last_seen == frame.at and t.box == d.box}  # fmt: skip
+        for detection, _zones in kept:
+            DETECTIONS.labels(stream.name, detection.label).inc()
+        stream.latest = {
+            "at": frame.at,
+            "detections": [
+                {"label": d.label, "score": round(d.score, 4),
+                 "box": [round(v, 5) for v in d.box.as_tuple()],
+                 "object_id": ids.get(id(d)), "zones": list(zones)}
+                for d, zones in kept
+            ],
+        }  # fmt: skip
+        for track in update.entered:
+            OBJECTS.labels(stream.name, track.label).inc()
+            snapshot = self._snapshot(stream.name, track, frame.image, "entered", frame.at,
+                                      track.box, track.score)  # fmt: skip
+            self._publish(ObjectEntered(
+                at=frame.at, stream=stream.name, object_id=track.object_id, label=track.label,
+                score=round(track.score, 4), box=_rounded(track.box.as_tuple()),
+                zones=tuple(track.zones), snapshot=snapshot,
+            ))  # fmt: skip
+        for track, image in left:
+            self._leave(stream, track, image)
+
+    def _leave(self, stream: _Stream, track: Track, image: Image | None) -> None:
+        snapshot = None
+        if image is not None:
+            snapshot = self._snapshot(stream.name, track, image, "best", track.best_at,
+                                      track.best_box, track.best_score)  # fmt: skip
+        self._publish(ObjectLeft(
+            stream=stream.name, object_id=track.object_id, label=track.label,
+            score=round(track.best_score, 4), box=_rounded(track.best_box.as_tuple()),
+            first_seen=track.first_seen, last_seen=track.last_seen, zones=tuple(track.zones),
+            snapshot=snapshot,
+        ))  # fmt: skip
+
+    def _snapshot(self, stream: str, track: Track, image: Image, kind: str, at: datetime,
+                  box: Any, score: float) -> str | None:  # fmt: skip
+        try:
+            jpeg = render_snapshot(image, box, track.label, score,
+                                   quality=self._config.snapshot_quality)  # fmt: skip
+        except ValueError:
+            logger.exception("%s: snapshot of %s not rendered", stream, track.object_id)
+            return None
+        return self._snapshots.save(stream, track.object_id, kind, jpeg, at)  # type: ignore[arg-type]
+
+    # -- ageing, state ---------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        while not self._closing.wait(TICK_S):
+            with self._lock:
+                streams = list(self._streams.values())
+            now = datetime.now(UTC)
+            for stream in streams:
+                with stream.lock:
+                    left = [(t, stream.best_images.pop(t.object_id, None))
+                            for t in stream.tracker.expire(now)]  # fmt: skip
+                for track, image in left:
+                    try:
+                        self._leave(stream, track, image)
+                    except Exception:
+                        logger.exception("%s: ending a track failed", stream.name)
+
+    def _on_branch_error(self, stream: _Stream, reason: str) -> None:
+        self._set_state(stream, "failed", f"detection pipeline: {reason}")
+
+    def _fail(self, stream: _Stream, reason: str) -> None:
+        self._set_state(stream, "failed", reason)
+
+    def _set_state(self, stream: _Stream, state: str, reason: str) -> None:
+        if (stream.state, stream.reason) == (state, reason):
+            return
+        stream.state, stream.reason = state, reason
+        if state == "failed":
+            logger.error("%s: detection failed: %s (recording is not affected)",
+                         stream.name, reason)  # fmt: skip
+        self._publish(DetectionStateChanged(stream=stream.name, state=state, reason=reason))
+
+    # -- reading (API) ---------------------------------------------------------------------
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """What the stream's detector saw last, with its rates and state; None when detection
+        is not enabled for it (`vigil.api.services.DetectionView`)."""
+        with self._lock:
+            stream = self._streams.get(name)
+        if stream is None:
+            return None
+        detector = self._detectors.get(stream.settings.model)
+        stats = self._scheduler.stats(name)
+        branch = stream.branch
+        latest = stream.latest or {}
+        motion = stream.last_motion
+        return {
+            "stream": name,
+            "state": stream.state,
+            "reason": stream.reason,
+            "model": stream.settings.model,
+            "provider": detector.provider if isinstance(detector, Detector) else None,
+            "decoder": branch.decoder if branch is not None else None,
+            "mode": branch.mode if branch is not None else None,
+            "keyframe_interval_s": branch.keyframe_interval_s if branch is not None else None,
+            "fps": stream.settings.fps,
+            "processed_fps": round(self._scheduler.processed_rate(name), 3),
+            "skipped_fps": round(self._scheduler.skip_rate(name), 3),
+            "frames": stats.processed,
+            "skipped": stats.skipped,
+            "motion": None if motion is None else {
+                "moving": motion.moving, "changed": round(motion.changed, 5),
+                "moving_frames": stream.motion_frames, "still_frames": stream.still_frames,
+            },
+            "at": latest.get("at"),
+            "detections": latest.get("detections", []),
+            "tracked": len(stream.tracker.active),
+        }  # fmt: skip
+
+
+def _rounded(values: tuple[float, ...]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (round(v, 5) for v in values)
+    return (x1, y1, x2, y2)
+
+
+def blank_image(width: int = 64, height: int = 48) -> Image:
+    """A black frame (tests, warm-up)."""
+    return np.zeros((height, width, 3), dtype=np.uint8)
+
+
+_ = timedelta  # (kept for callers computing clip ranges from events)
