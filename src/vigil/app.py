@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -27,7 +27,6 @@ from vigil.api.services import ApiServices, PluginReport
 from vigil.config.detection import StreamDetectConfig
 from vigil.config.resolve import ResolvedConfig, StreamPlan
 from vigil.events import ConfigApplied, EventBus, RecordingRepaired, utc_now
-from vigil.inference.service import DetectionService
 from vigil.inference.snapshots import SnapshotStore
 from vigil.media import doctor, gst
 from vigil.media.detect import DetectBranch
@@ -59,6 +58,9 @@ from vigil.store.tokens import Role, TokenStore
 from vigil.store.volumes import VolumeStore
 from vigil.streams.desired import DesiredState
 from vigil.streams.manager import StreamManager
+
+if TYPE_CHECKING:
+    from vigil.inference.service import DetectionService
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +221,8 @@ class Vigil:
     async def _start_detection(self, plans: list[StreamPlan]) -> None:
         """Detection on every stream that asks for it, following configuration changes. It
         only takes frames off the streams' relays: it never holds up their recording."""
+        from vigil.inference.service import DetectionService
+
         cfg = self.config
         assert self.bus is not None
 
