@@ -1,19 +1,28 @@
-"""Detection snapshots: drawing, the store's layout, atomic writes, refused keys, pruning."""
+"""Detection snapshots: drawing, the store's layout, atomic writes, refused keys, pruning; and
+what detection keeps (holds on objects' recordings, snapshot retention)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import pytest
 
 from tests.support.mounts import fill, mounts, requires_mount
+from tests.support.service import until
+from vigil.events import EventBus, ObjectLeft
+from vigil.inference.keeper import EventKeeper, HoldWindow, hold_window, prune_snapshots
 from vigil.inference.snapshots import SnapshotStore, render_snapshot
 from vigil.inference.types import Box
+from vigil.store.db import Database
+from vigil.store.holds import HoldStore
 
 AT = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)
 
@@ -164,3 +173,134 @@ def test_prune_removes_whole_days_before_the_cutoff(tmp_path: Path) -> None:
 
 def test_prune_of_a_missing_root_is_nothing(tmp_path: Path) -> None:
     assert SnapshotStore(tmp_path / "none").prune(AT) == 0
+
+
+# -- keeping: holds on the recording of objects that left, snapshot retention ------------------
+# (vigil.inference.keeper; here because the keeper's other half is pruning this store)
+
+
+T = TypeVar("T")
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def _left(stream: str = "gate", first: float = 0, last: float = 10, object_id: str = "7"
+          ) -> ObjectLeft:  # fmt: skip
+    return ObjectLeft(stream=stream, object_id=object_id, label="person", score=0.9,
+                      box=(0.1, 0.1, 0.2, 0.2), first_seen=NOW + timedelta(seconds=first),
+                      last_seen=NOW + timedelta(seconds=last),
+                      at=NOW + timedelta(seconds=last + 3))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("padding", "first", "last", "keep_days", "expected"),
+    [
+        ((5, 5), 0, 10, 7, (-5, 15, 7)),
+        ((0, 0), 3, 3, 1, (3, 4, 1)),  # seen once, no padding: still a second of video
+        ((2, 30), 0, 1, 0.5, (-2, 31, 0.5)),
+        ((5, 5), 0, 10, 0, None),  # holds off
+    ],
+)
+def test_hold_window(
+    padding: tuple[float, float], first: float, last: float, keep_days: float,
+    expected: tuple[float, float, float] | None,
+) -> None:  # fmt: skip
+    window = hold_window(_left(first=first, last=last), padding, keep_days, NOW)
+    if expected is None:
+        assert window is None
+        return
+    start, end, days = expected
+    assert window == HoldWindow(
+        stream="gate", start=NOW + timedelta(seconds=start), end=NOW + timedelta(seconds=end),
+        until=NOW + timedelta(days=days), reason="object person 7",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "vigil.db")
+    database.migrate()
+    with database:
+        yield database
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
+async def test_objects_that_left_get_a_hold_on_their_recording(db: Database) -> None:
+    holds = HoldStore(db)
+    bus = EventBus()
+    keeper = EventKeeper(bus, holds, _in_thread, keep_days=lambda s: 0 if s == "yard" else 30,
+                         padding_s=(5, 5), clock=lambda: NOW)  # fmt: skip
+    keeper.start()
+    keeper.start()  # idempotent
+    try:
+        bus.publish(_left("yard"))  # holds are off for yard
+        bus.publish(_left())
+        await until(lambda: len(holds.list()) == 1, 10)
+        (hold,) = holds.list()
+        assert (hold.stream, hold.reason) == ("gate", "object person 7")
+        assert (hold.start, hold.end) == (NOW - timedelta(seconds=5), NOW + timedelta(seconds=15))
+        assert hold.until == NOW + timedelta(days=30)
+        # A second object inside the first one's window is kept by the same hold; one that
+        # stayed longer gets its own.
+        bus.publish(_left(first=1, last=9, object_id="8"))
+        bus.publish(_left(first=5, last=40, object_id="9"))
+        await until(lambda: len(holds.list()) == 2, 10)
+        assert [h.reason for h in holds.list()] == ["object person 7", "object person 9"]
+    finally:
+        await keeper.stop()
+        await keeper.stop()
+
+
+async def test_stopping_holds_what_already_arrived(db: Database) -> None:
+    holds = HoldStore(db)
+    bus = EventBus()
+    keeper = EventKeeper(bus, holds, _in_thread, keep_days=1)
+    keeper.start()
+    for n in range(5):
+        bus.publish(_left(first=100 * n, last=100 * n + 5, object_id=str(n)))
+    await keeper.stop()
+    assert len(holds.list()) == 5
+
+
+async def test_a_failed_write_does_not_stop_the_holds_after_it(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    holds = HoldStore(db)
+    bus = EventBus()
+    calls = 0
+
+    async def flaky(fn: Callable[[], T]) -> T:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("database is locked")
+        return await asyncio.to_thread(fn)
+
+    keeper = EventKeeper(bus, holds, flaky, keep_days=1)
+    keeper.start()
+    try:
+        bus.publish(_left(object_id="1"))
+        bus.publish(_left(first=50, last=60, object_id="2"))
+        await until(lambda: len(holds.list()) == 1, 10)
+    finally:
+        await keeper.stop()
+    assert holds.list()[0].reason == "object person 2"
+    assert "could not keep the recording of object person 1" in caplog.text
+
+
+async def test_the_keeper_prunes_old_snapshots(db: Database, tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path / "snapshots")
+    for days_ago in range(5):
+        store.save("gate", "1", "best", b"x", NOW - timedelta(days=days_ago))
+    assert prune_snapshots(store, 0, now=NOW) == 0  # 0: kept for ever
+    keeper = EventKeeper(EventBus(), HoldStore(db), _in_thread, keep_days=0, snapshots=store,
+                         snapshot_retention_days=2, clock=lambda: NOW)  # fmt: skip
+    keeper.start()
+    try:
+        # Kept: today, yesterday, and the day before (not wholly older than 2 days).
+        await until(lambda: len(list(store.root.rglob("*.jpg"))) == 3, 10)
+    finally:
+        await keeper.stop()
+    assert await keeper.prune_snapshots() == 0
