@@ -29,7 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from vigil.api.auth import Authenticator, Viewer
 from vigil.api.deps import Services
-from vigil.api.errors import ERROR_RESPONSES, ApiError
+from vigil.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from vigil.api.routes.recordings import EXPORT_ERRORS, MP4, _ClipResponse, _export_error
 from vigil.api.services import ApiServices, SnapshotFiles
 from vigil.config.streams import STREAM_NAME_PATTERN
@@ -231,7 +231,8 @@ def _read_snapshot(store: SnapshotFiles, key: str) -> bytes | None:
     response_class=FileResponse,
     response_model=None,
     responses={200: {"content": {MP4: {}}, "description": "The recording around the object"},
-               503: {"description": "exports are not available"}, **EXPORT_ERRORS},
+               503: {"model": ErrorResponse, "description": "exports are not available"},
+               **EXPORT_ERRORS},
     summary="An object event's clip: the recording around the object",
 )  # fmt: skip
 async def event_clip(services: Services, _caller: Viewer, event_id: int = EventId) -> FileResponse:
