@@ -27,6 +27,7 @@ from vigil.api.services import ApiServices, PluginReport
 from vigil.config.detection import StreamDetectConfig
 from vigil.config.resolve import ResolvedConfig, StreamPlan
 from vigil.events import ConfigApplied, EventBus, RecordingRepaired, utc_now
+from vigil.inference.keeper import EventKeeper
 from vigil.inference.snapshots import SnapshotStore
 from vigil.media import doctor, gst
 from vigil.media.detect import DetectBranch
@@ -124,6 +125,7 @@ class Vigil:
         self.detection: DetectionService | None = None
         self.snapshots = SnapshotStore(resolved.data_dir / "snapshots")
         self._detection_task: asyncio.Task[None] | None = None
+        self._keeper: EventKeeper | None = None
         self._simulator: SimulatorProcess | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         # Pipeline set-up and tear-down block (state changes, EOS drains): give them threads
@@ -251,6 +253,15 @@ class Vigil:
                     await loop.run_in_executor(self._media, detection.apply, list(current))
 
         self._detection_task = loop.create_task(follow(), name="detection-config")
+        assert self.db is not None
+        self._keeper = EventKeeper(
+            self.bus, HoldStore(self.db), self._run_write,
+            keep_days=cfg.detection.keep_recordings_days,
+            padding_s=(cfg.detection.clip_pre_s, cfg.detection.clip_post_s),
+            snapshots=self.snapshots,
+            snapshot_retention_days=cfg.config.events.retention_days,
+        )  # fmt: skip
+        self._keeper.start()
 
     async def _start_storage(self) -> None:
         cfg, storage_cfg = self.config, self.config.config.storage
@@ -428,6 +439,8 @@ class Vigil:
             self._detection_task.cancel()
         if self.detection is not None:  # before the streams: it takes frames off them
             await asyncio.get_running_loop().run_in_executor(self._media, self.detection.close)
+        if self._keeper is not None:  # holds for the objects that left, while the DB is open
+            await self._keeper.stop()
         if self.streams is not None:
             await self.streams.stop()
         if self.storage is not None:

@@ -277,7 +277,7 @@ class DetectionService:
             self._set_state(stream, "running", "detecting")
         with stream.lock:
             gate = stream.motion
-            tracking = bool(stream.tracker.active)
+            tracking = bool(stream.tracker.tracks)
         if gate is not None:
             motion = gate.update(image)
             stream.last_motion = motion
@@ -443,7 +443,7 @@ class DetectionService:
             },
             "at": latest.get("at"),
             "detections": latest.get("detections", []),
-            "tracked": len(stream.tracker.active),
+            "tracked": len(stream.tracker.tracks),
         }  # fmt: skip
 
 
