@@ -1,0 +1,119 @@
+"""SSD-style models in the TensorFlow Object Detection API's shape: boxes as y1, x1, y2, x2
+normalised to the input, either already suppressed (classes, scores, num_detections) or with
+per-class scores still to suppress."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from vigil.inference.adapters.base import (
+    Adapter,
+    Placement,
+    Tensor,
+    TensorInfo,
+    fixed,
+    image_input,
+    mismatch,
+    resize,
+    to_detections,
+)
+from vigil.inference.adapters.nms import nms
+from vigil.inference.types import Detection, Image
+
+EXPECTED = (
+    "boxes [1, N, 4] (y1, x1, y2, x2, normalised) with either classes [1, N] + scores [1, N] "
+    "(+ optional num_detections [1]) or scores [1, N, C]"
+)
+
+
+def _named(candidates: list[TensorInfo], word: str) -> TensorInfo | None:
+    matches = [c for c in candidates if word in c.name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+class SsdAdapter(Adapter):
+    """Resize (aspect not kept), RGB, NHWC in: uint8 0..255 for a uint8 input, float with the
+    same 0..255 values for a float input (TF OD API exports normalise inside the graph).
+
+    Out, told apart by rank and then by name: `detection_boxes` [1, N, 4], `detection_classes`
+    [1, N], `detection_scores` [1, N], `num_detections` [1] (the TF order boxes, classes, scores
+    when the names do not say), or boxes [1, N, 4] + scores [1, N, C] suppressed here. Class
+    indices index the labels as they are: TF OD API models count from 1, so their labels file
+    starts with a placeholder line for class 0."""
+
+    family = "ssd"
+    default_size = 300
+
+    def __init__(
+        self,
+        inputs: Sequence[TensorInfo],
+        outputs: Sequence[TensorInfo],
+        *,
+        input_size: int | None = None,
+    ) -> None:
+        image = image_input(
+            self.family, inputs, layout="NHWC", default_size=input_size or self.default_size
+        )
+        self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
+        self.input_width, self.input_height = image.width, image.height
+        by_rank: dict[int, list[TensorInfo]] = {1: [], 2: [], 3: []}
+        for output in outputs:
+            by_rank.setdefault(len(output.shape), []).append(output)
+        boxes_like = [o for o in by_rank[3] if fixed(o.shape[2]) == 4]
+        boxes = boxes_like[0] if len(boxes_like) == 1 else _named(boxes_like, "box")
+        if boxes is None:
+            raise mismatch(self.family, EXPECTED, "outputs", outputs)
+        self._boxes = boxes.name
+        self._classes: str | None = None
+        self._scores: str
+        self._count: str | None = None
+        others = [o for o in by_rank[3] if o is not boxes]
+        if len(by_rank[2]) == 2 and not others:
+            pair = by_rank[2]
+            classes, scores = _named(pair, "class"), _named(pair, "score")
+            if classes is None or scores is None or classes is scores:
+                classes, scores = pair  # TF's own order: boxes, classes, scores, num
+            self._classes, self._scores = classes.name, scores.name
+            if len(by_rank[1]) == 1:
+                self._count = by_rank[1][0].name
+            self.num_classes = None  # the ids' range is not in the shapes
+        elif len(others) == 1 and not by_rank[2]:
+            self._scores = others[0].name
+            self.num_classes = fixed(others[0].shape[2])
+        else:
+            raise mismatch(self.family, EXPECTED, "outputs", outputs)
+
+    def preprocess(self, image: Image) -> tuple[Tensor, Placement]:
+        resized, placement = resize(image, self.input_width, self.input_height)
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(rgb[np.newaxis].astype(self._dtype)), placement
+
+    def decode(
+        self,
+        outputs: Mapping[str, Tensor],
+        placement: Placement,
+        labels: Sequence[str],
+        min_score: float,
+    ) -> list[Detection]:
+        boxes = np.asarray(outputs[self._boxes][0], dtype=np.float64)
+        # y1, x1, y2, x2 normalised to the input; a plain resize keeps them normalised to the
+        # original too, so no placement to undo.
+        corners = boxes[:, [1, 0, 3, 2]]
+        if self._classes is not None:
+            scores = np.asarray(outputs[self._scores][0], dtype=np.float32)
+            class_ids = np.rint(np.asarray(outputs[self._classes][0])).astype(np.int64)
+            if self._count is not None:
+                count = int(np.asarray(outputs[self._count]).reshape(-1)[0])
+                corners, scores, class_ids = corners[:count], scores[:count], class_ids[:count]
+            keep = scores >= min_score
+            return to_detections(corners[keep], scores[keep], class_ids[keep], labels)
+        class_scores = np.asarray(outputs[self._scores][0], dtype=np.float32)
+        class_ids = class_scores.argmax(axis=1)
+        scores = class_scores[np.arange(len(class_ids)), class_ids]
+        keep = scores >= min_score
+        corners, scores, class_ids = corners[keep], scores[keep], class_ids[keep]
+        kept = nms(corners, scores, class_ids, self.nms_iou)
+        return to_detections(corners[kept], scores[kept], class_ids[kept], labels)
