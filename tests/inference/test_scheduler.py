@@ -36,6 +36,8 @@ class Recorder:
         self.hold = threading.Event()
         self.hold.set()
         self.entered = threading.Event()
+        self.gate: threading.Semaphore | None = None  # when set, each run waits for a permit
+        self.started = 0
         self.running: Counter[str] = Counter()
         self.max_running_per_stream = 0
         self.seen: defaultdict[str, list[int]] = defaultdict(list)
@@ -46,9 +48,12 @@ class Recorder:
                 self.running[stream] += 1
                 self.max_running_per_stream = max(self.max_running_per_stream, self.running[stream])
                 self.seen[stream].append(seq)
+            self.started += 1
         try:
             self.entered.set()
             self.hold.wait(TIMEOUT)
+            if self.gate is not None:
+                assert self.gate.acquire(timeout=TIMEOUT)
             if self.delay:
                 time.sleep(self.delay)
             if self.fail is not None and self.fail(group, jobs):
@@ -146,6 +151,33 @@ def test_replacing_a_pending_job_is_a_skip(make: Callable[..., Scheduler[Job]]) 
     assert scheduler.stats("a") == SchedulerStats(offered=3, skipped=2, processed=1, failed=0)
     assert scheduler.skip_rate("a") > 0
     assert scheduler.processed_rate("a") > 0
+
+
+def test_a_served_stream_goes_to_the_back(make: Callable[..., Scheduler[Job]]) -> None:
+    recorder = Recorder()
+    recorder.gate = threading.Semaphore(0)
+    scheduler = make(recorder, max_batch=1, workers=1)
+
+    def started(count: int) -> bool:
+        with recorder.lock:
+            return recorder.started == count
+
+    scheduler.offer("warm", "det", ("warm", 0))
+    wait_for(lambda: started(1))
+    for stream in ("a", "b", "c"):
+        scheduler.offer(stream, "det", (stream, 0))
+    recorder.gate.release()  # warm ends, a starts
+    wait_for(lambda: started(2))
+    scheduler.offer("a", "det", ("a", 1))  # a is in flight: its next job queues behind b and c
+    recorder.gate.release(4)
+    wait_for(lambda: len(recorder.batches) == 5)
+    assert [jobs[0] for _, jobs in recorder.batches] == [
+        ("warm", 0),
+        ("a", 0),
+        ("b", 0),
+        ("c", 0),
+        ("a", 1),
+    ]
 
 
 def test_a_busy_stream_does_not_starve_the_others(make: Callable[..., Scheduler[Job]]) -> None:
@@ -279,6 +311,7 @@ def test_close_waits_for_running_batches(make: Callable[..., Scheduler[Job]]) ->
     scheduler.offer("a", "det", ("a", 1))  # pending: dropped by close, never run
     closer = threading.Thread(target=lambda: scheduler.close(TIMEOUT))
     closer.start()
+    wait_for(lambda: scheduler.pending_count() == 0)  # close() has begun: the pending job is gone
     recorder.hold.set()
     closer.join(TIMEOUT)
     assert not closer.is_alive()
