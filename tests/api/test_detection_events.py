@@ -225,14 +225,15 @@ class FakeDetection:
 
 def _report(at: datetime) -> dict[str, Any]:
     return {
-        "stream": "gate", "at": at, "mode": "keyframes", "fps": 5.0, "motion": True,
+        "stream": "gate", "at": at, "mode": "keyframes", "fps": 5.0,
+        "motion": {"moving": True, "changed": 0.031, "moving_frames": 4, "still_frames": 9},
         "detections": [
             {"label": "person", "score": 0.87, "box": BOX, "object_id": "4", "zones": ["door"]},
             {"label": "car", "score": 0.42, "box": (0.0, 0.5, 0.2, 0.9), "object_id": None,
              "zones": []},
         ],
         "skipped_fps": 20.0, "processed_fps": 5.0, "provider": "CPUExecutionProvider",
-        "state": "running", "reason": "model loaded",
+        "state": "running", "reason": "model loaded", "model": "nanodet-plus-m-416",
     }  # fmt: skip
 
 
@@ -241,7 +242,8 @@ async def test_latest_detections_of_a_stream(api: Api) -> None:
     response = await api.client.get("/api/v1/streams/gate/detections/latest")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["stream"] == "gate" and body["mode"] == "keyframes" and body["motion"] is True
+    assert body["stream"] == "gate" and body["mode"] == "keyframes"
+    assert body["motion"]["moving"] is True
     assert datetime.fromisoformat(body["at"]) == _at(1)
     assert body["detections"][0] == {"label": "person", "score": 0.87, "box": list(BOX),
                                      "object_id": "4", "zones": ["door"]}  # fmt: skip
@@ -250,6 +252,17 @@ async def test_latest_detections_of_a_stream(api: Api) -> None:
     assert (body["provider"], body["state"], body["reason"]) == (
         "CPUExecutionProvider", "running", "model loaded",
     )  # fmt: skip
+    assert body["model"] == "nanodet-plus-m-416"  # what else the detector reports is passed on
+
+
+async def test_latest_detections_before_the_first_frame(api: Api) -> None:
+    report = {**_report(_at(1)), "at": None, "detections": [], "mode": None, "motion": None,
+              "provider": None, "state": "failed", "reason": "model file missing"}  # fmt: skip
+    api.services.detection = FakeDetection({"gate": report})
+    response = await api.client.get("/api/v1/streams/gate/detections/latest")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["at"], body["detections"], body["state"]) == (None, [], "failed")
 
 
 async def test_latest_detections_when_off_or_unknown(api: Api) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,13 +42,17 @@ class LatestDetections(BaseModel):
     at: datetime | None = Field(
         description="When the frame was taken (UTC); null before the first frame."
     )
-    mode: Literal["keyframes", "all"] = Field(
+    mode: Literal["keyframes", "all"] | None = Field(
+        default=None,
         description="`keyframes`: only keyframes are decoded (the rate allows it); `all`: every "
-        "frame is decoded and sampled."
+        "frame is decoded and sampled; null while the stream's detection branch is not built.",
     )
     fps: float = Field(description="Frames per second the detector is asked to look at.")
-    motion: bool | None = Field(
-        default=None, description="Whether the motion gate saw motion; null without a gate."
+    motion: dict[str, Any] | bool | None = Field(
+        default=None,
+        description="What the motion gate saw last (`moving`, `changed`: the share of the "
+        "picture that changed, `moving_frames`, `still_frames`); null before it saw a frame "
+        "or without a gate.",
     )
     detections: list[DetectionOut]
     skipped_fps: float = Field(
@@ -58,7 +62,7 @@ class LatestDetections(BaseModel):
     provider: str | None = Field(
         default=None, description="ONNX Runtime's execution provider (`CPUExecutionProvider`…)."
     )
-    state: str = Field(description="`running`, `off` or `failed`.")
+    state: str = Field(description="`starting`, `running` or `failed`.")
     reason: str = Field(description="Why it is in that state, in words.")
 
 
