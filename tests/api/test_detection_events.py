@@ -16,7 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
 
+from tests.api import test_events as live
 from tests.api import test_recordings as recordings
 from tests.api.conftest import Api
 from tests.support.media import ffprobe
@@ -105,6 +107,21 @@ async def test_bad_label_filters_are_422(api: Api) -> None:
         response = await api.client.get("/api/v1/events", params={"label": bad})
         assert response.status_code == 422, bad
         assert "label" in response.json()["error"]["message"]
+
+
+async def test_live_events_are_filtered_by_label_too(api: Api) -> None:
+    async with live._live(api, "?label=person") as client:
+        api.services.bus.publish(_entered("car", 1, object_id="2"))
+        api.services.bus.publish(
+            StreamStateChanged(stream="gate", old="streaming", new="stalled", reason="x")
+        )
+        api.services.bus.publish(_entered("person", 2, snapshot="gate/2026-11-24/1-entered.jpg"))
+        (event,) = await live._events(client, 1)
+    assert (event["type"], event["label"]) == ("object.entered", "person")
+    assert event["snapshot"] == "gate/2026-11-24/1-entered.jpg"  # no id yet: no links
+    async with connect(live._ws_url(api, "?label=a%01b"), proxy=None) as client:
+        code, reason = await live._close_code(client)
+    assert code == 4400 and "label" in reason
 
 
 # -- snapshots --------------------------------------------------------------------------------

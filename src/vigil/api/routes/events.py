@@ -301,7 +301,8 @@ def _time(value: object) -> datetime:
 
 @router.websocket("")
 async def live_events(websocket: WebSocket) -> None:
-    """The live bus: `?type=a,b&stream=x` filter as for GET; see docs/API.md for the protocol."""
+    """The live bus: `?type=a,b&stream=x&label=y` filter as for GET; see docs/API.md for the
+    protocol."""
     services: ApiServices = websocket.app.state.services
     auth: Authenticator = websocket.app.state.auth
     token, subprotocol = _credentials(websocket)
@@ -318,13 +319,16 @@ async def live_events(websocket: WebSocket) -> None:
     try:
         types = parse_list(websocket.query_params.get("type"), _TYPE_ITEM, "type")
         streams = parse_list(websocket.query_params.get("stream"), _STREAM_ITEM, "stream")
+        labels = parse_list(websocket.query_params.get("label"), _LABEL_ITEM, "label")
     except ValueError as error:
         await websocket.close(CLOSE_BAD_REQUEST, str(error))
         return
 
     def wanted(event: Event) -> bool:
-        return type_matches(event.type, types) and (
-            not streams or getattr(event, "stream", None) in streams
+        return (
+            type_matches(event.type, types)
+            and (not streams or getattr(event, "stream", None) in streams)
+            and (not labels or getattr(event, "label", None) in labels)
         )
 
     settings = services.events_config
