@@ -9,6 +9,7 @@ bench:
 	./dev bench recovery
 	./dev bench storage
 	./dev bench serving
+	./dev bench detection
 bench-recovery:
 	./dev bench recovery
 bench-soak:

@@ -1,0 +1,96 @@
+"""Per-frame inference time of the default detector: real frames of vtest.avi, decoded once by
+ffmpeg, run through `vigil.inference.backend.Detector` at several batch sizes and thread counts.
+Also what the other detection benchmarks share: the model, its labels and the test footage."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tests.support.shared import nanodet_model, vtest_avi
+
+if TYPE_CHECKING:
+    from vigil.inference.backend import Detector
+
+MIN_SCORE = 0.35  # what the models README found best; the stream default (0.5) changes little
+
+
+def shared() -> tuple[Path, Path]:
+    """(the default model's ONNX file, vtest.avi), found as the tests find them."""
+    return nanodet_model(), vtest_avi()
+
+
+def load_detector(model: Path, threads: int) -> Detector:
+    """The default model on the CPU with `threads` intra-op threads (0: onnxruntime chooses)."""
+    from vigil.inference.backend import Detector
+    from vigil.inference.catalogue import model_spec
+    from vigil.inference.labels import builtin_labels
+
+    spec = model_spec("nanodet")
+    return Detector.load(
+        model, family=spec.family, labels=builtin_labels(spec.labels), providers=["cpu"],
+        threads=threads,
+    )  # fmt: skip
+
+
+def decode_frames(video: Path, width: int, height: int, count: int, every: int) -> np.ndarray:
+    """`count` BGR frames of `video` (every `every`-th), scaled to width x height, as
+    [count, height, width, 3] uint8; decoded once by ffmpeg."""
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(video), "-vf",
+         f"select=not(mod(n\\,{every})),scale={width}:{height}", "-fps_mode", "passthrough",
+         "-frames:v", str(count), "-pix_fmt", "bgr24", "-f", "rawvideo", "pipe:"],
+        capture_output=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    frames = np.frombuffer(out, np.uint8)
+    got = frames.size // (width * height * 3)
+    if got == 0:
+        raise RuntimeError(f"ffmpeg decoded no frame of {video}")
+    return frames[: got * width * height * 3].reshape(got, height, width, 3)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-frame inference time of one (threads, batch) setting."""
+
+    threads: int
+    batch: int
+    runs: int  # detect() calls measured
+    per_frame_ms: list[float]  # one value per call: its time / batch
+    detections: float  # mean objects per frame (a sanity check: the model sees people)
+
+    def p(self, fraction: float) -> float:
+        values = sorted(self.per_frame_ms)
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, round(fraction * (len(values) - 1)))]
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.per_frame_ms) if self.per_frame_ms else float("nan")
+
+
+def time_inference(
+    model: Path, frames: np.ndarray, threads: int, batch: int, frames_per_setting: int
+) -> Timing:
+    """Time `Detector.detect` on batches of `batch` consecutive frames (cycling through
+    `frames`) until `frames_per_setting` frames were run, after two warm-up calls."""
+    detector = load_detector(model, threads)
+    images = [np.ascontiguousarray(frame) for frame in frames]
+    for start in (0, batch):
+        detector.detect([images[(start + i) % len(images)] for i in range(batch)], MIN_SCORE)
+    per_frame, found, offset = [], 0, 0
+    for _ in range(max(1, frames_per_setting // batch)):
+        chunk = [images[(offset + i) % len(images)] for i in range(batch)]
+        offset += batch
+        started = time.perf_counter()
+        results = detector.detect(chunk, MIN_SCORE)
+        per_frame.append(1000 * (time.perf_counter() - started) / batch)
+        found += sum(len(r) for r in results)
+    return Timing(threads, batch, len(per_frame), per_frame, found / (len(per_frame) * batch))
