@@ -18,6 +18,7 @@ from rich.table import Table
 from vigil import __version__
 from vigil.commands import backup as backup_commands
 from vigil.commands import export as export_command
+from vigil.commands import models as models_commands
 from vigil.commands import recordings as recordings_commands
 from vigil.commands import storage as storage_commands
 from vigil.commands import streams as streams_commands
@@ -49,6 +50,7 @@ app.add_typer(streams_commands.app, name="streams")
 app.add_typer(recordings_commands.app, name="recordings")
 app.add_typer(backup_commands.app, name="backup")
 app.add_typer(storage_commands.app, name="storage")
+app.add_typer(models_commands.app, name="models")
 app.command("export")(export_command.export)
 
 console = Console(stderr=True, soft_wrap=True)
