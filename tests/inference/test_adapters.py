@@ -58,12 +58,12 @@ NANODET_OUTPUTS = [  # deliberately shuffled, with names that say nothing
 
 
 def nanodet_outputs() -> dict[str, Tensor]:
-    return {
-        spec.name: np.zeros(spec.shape, dtype=np.float32)
-        if spec.shape[2] != 4 * BINS
-        else np.full(spec.shape, -50.0, dtype=np.float32)
-        for spec in NANODET_OUTPUTS
-    }
+    """Every score 0, every distribution flat at -50 (a bin set to 50 then takes it all)."""
+    outputs = {}
+    for spec in NANODET_OUTPUTS:
+        shape = tuple(int(dim) for dim in spec.shape if isinstance(dim, int))
+        outputs[spec.name] = np.full(shape, -50.0 if shape[2] == 4 * BINS else 0.0, np.float32)
+    return outputs
 
 
 def put_nanodet_box(
