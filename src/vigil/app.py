@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -62,11 +62,12 @@ from vigil.streams.manager import StreamManager
 
 if TYPE_CHECKING:
     from vigil.inference.service import DetectionService
+    from vigil.inference.types import Image
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FrameHandler = Callable[[Any, datetime], None]
+FrameHandler = Callable[["Image", datetime], None]
 
 # Vigil speaks sd_notify when given a Notifier (tests/ops/test_systemd_e2e.py runs when True).
 SYSTEMD_NOTIFY = True

@@ -30,6 +30,9 @@ ROLES: dict[tuple[str, str], Role | None] = {
     ("POST", "/api/v1/config/validate"): Role.ADMIN,
     ("POST", "/api/v1/config/reload"): Role.ADMIN,
     ("GET", "/api/v1/events"): Role.VIEWER,
+    ("GET", "/api/v1/events/{event_id}/snapshot.jpg"): Role.VIEWER,
+    ("GET", "/api/v1/events/{event_id}/clip.mp4"): Role.VIEWER,
+    ("GET", "/api/v1/streams/{name}/detections/latest"): Role.VIEWER,
     ("GET", "/api/v1/streams/{name}/segments"): Role.VIEWER,
     ("GET", "/api/v1/streams/{name}/gaps"): Role.VIEWER,
     ("GET", "/api/v1/segments/{segment_id}/file"): Role.VIEWER,
@@ -78,7 +81,7 @@ async def test_every_route_has_exactly_its_role(api: Api) -> None:
     for (method, path), needed in sorted(ROLES.items(), key=str):
         url = (
             path.replace("{name}", "yard").replace("{segment_id}", "1")
-            .replace("{volume_id}", "0a").replace("{hold_id}", "1")
+            .replace("{volume_id}", "0a").replace("{hold_id}", "1").replace("{event_id}", "1")
             .replace("{stream}", "yard").replace("{session_id}", "0a")
         )  # fmt: skip
         body = BODIES.get((method, path))

@@ -4,6 +4,7 @@ detector's trouble is reported where a user looks (`detections/latest`, `detecti
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +70,7 @@ async def test_a_slow_detector_skips_frames_and_recording_has_no_gap(
         # Segments follow each other: each starts where the previous ended.
         for name in ("one", "two"):
             segments = closed.poll()[name]
-            for before, after in zip(segments, segments[1:], strict=False):
+            for before, after in itertools.pairwise(segments):
                 assert abs((after.start - before.end).total_seconds()) < 0.5, (before, after)
 
 

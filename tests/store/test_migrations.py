@@ -104,7 +104,7 @@ def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(tmp_pat
             version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             segments = connection.exec_driver_sql("SELECT stream, path FROM segments").all()
             gaps = connection.exec_driver_sql("SELECT reason FROM gaps").all()
-    assert version == "0003"
+    assert version == "0004"
     assert [tuple(r) for r in segments] == [("gate", "/r/gate/a.mp4")]
     assert [tuple(r) for r in gaps] == [("x",)]
     assert {"api_tokens", "events", "stream_overlay"} <= set(_tables(tmp_path / "vigil.db"))
