@@ -23,7 +23,8 @@ def shared_dir() -> Path:
             return candidate
     raise AssertionError(
         "the shared test material was not found (looked in: "
-        + ", ".join(str(c) for c in candidates) + "); set VIGIL_SHARED"
+        + ", ".join(str(c) for c in candidates)
+        + "); set VIGIL_SHARED"
     )
 
 

@@ -20,6 +20,7 @@ contiguous BGR array; `on_frame` must not block (the scheduler keeps only the ne
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import threading
@@ -174,9 +175,7 @@ class DetectBranch:
             raise RuntimeError(f"no decoder for {media_type}: detection needs H.264 or H.265")
         structure = caps.get_structure(0) if caps is not None else None
         width = structure.get_value("width") if structure and structure.has_field("width") else 0
-        height = (
-            structure.get_value("height") if structure and structure.has_field("height") else 0
-        )
+        height = structure.get_value("height") if structure and structure.has_field("height") else 0
         out_w, out_h = working_size(int(width or 0), int(height or 0), self._frame_width)
         pipeline = Gst.Pipeline.new(f"detect-{self.stream}")
         proxysrc = gst.make("proxysrc")
@@ -201,11 +200,9 @@ class DetectBranch:
         elements = [proxysrc, gate, decoder, rate, scale, scaled, convert, bgr, sink]
         for element in elements:
             pipeline.add(element)
-        for upstream, downstream in zip(elements, elements[1:], strict=False):
+        for upstream, downstream in itertools.pairwise(elements):
             if not upstream.link(downstream):
-                raise RuntimeError(
-                    f"cannot link {upstream.get_name()} to {downstream.get_name()}"
-                )
+                raise RuntimeError(f"cannot link {upstream.get_name()} to {downstream.get_name()}")
         gate_pad = gate.get_static_pad("src")
         gate_pad.add_probe(Gst.PadProbeType.BUFFER, self._on_gate_buffer)
         gate.get_static_pad("sink").add_probe(
@@ -300,7 +297,9 @@ class DetectBranch:
     def _on_gate_event(self, _pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         event = info.get_event()
         if event is not None and event.type in (
-            Gst.EventType.STREAM_START, Gst.EventType.FLUSH_STOP, Gst.EventType.SEGMENT
+            Gst.EventType.STREAM_START,
+            Gst.EventType.FLUSH_STOP,
+            Gst.EventType.SEGMENT,
         ):
             self._synced = False  # a new producer: wait for its first keyframe
             self._last_key_pts = None
