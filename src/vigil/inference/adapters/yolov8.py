@@ -21,15 +21,20 @@ from vigil.inference.adapters.base import (
 from vigil.inference.adapters.nms import nms
 from vigil.inference.types import Detection, Image
 
+# A plain number would be Scalar(1/255, 0, 0, 0): zeroing green and blue.
+_BLOB_PARAMS = cv2.dnn.Image2BlobParams(
+    scalefactor=(1 / 255, 1 / 255, 1 / 255), swapRB=True, ddepth=cv2.CV_32F
+)
+
 
 def yolo_preprocess(
     image: Image, width: int, height: int, dtype: type[np.generic]
 ) -> tuple[Tensor, Placement]:
     """Letterbox to width x height, RGB, 0..1, NCHW: what Ultralytics' exports expect."""
     boxed, placement = letterbox(image, width, height)
-    rgb = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB)
-    tensor = (rgb.transpose(2, 0, 1)[np.newaxis].astype(np.float32) / 255.0).astype(dtype)
-    return np.ascontiguousarray(tensor), placement
+    # OpenCV's blob maker swaps to RGB, scales and goes NCHW in one pass (faster than numpy).
+    tensor = cv2.dnn.blobFromImageWithParams(boxed, _BLOB_PARAMS)
+    return np.ascontiguousarray(tensor, dtype=dtype), placement
 
 
 def centre_to_corners(boxes: Tensor) -> Tensor:
