@@ -1,0 +1,169 @@
+"""Detection model timing on this machine: per-frame p50 at batch 1 by thread count, and
+cross-stream batches as (a) a loop of single runs vs. (b) one run of the same model with its
+batch dimension made symbolic.
+
+    .venv/bin/python -m benchmarks.detect_model [--model PATH] [--repeats N]
+
+Part (b) edits the model in memory with the `onnx` package, which is not a Vigil dependency;
+without it that part is skipped (`PYTHONPATH=<dir with onnx>` to run it). Frames are vtest.avi's
+100th onwards, scaled to 640x480 as the pipeline delivers them; times are `Detector.detect`
+end to end (preprocess, run, decode). The load average is printed: on a shared 2-core machine
+it says how much the numbers are worth."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.support.shared import nanodet_model, vtest_avi
+from vigil.inference.backend import Detector
+from vigil.inference.labels import builtin_labels
+from vigil.inference.types import Detection, Image
+
+WIDTH, HEIGHT = 640, 480
+MIN_SCORE = 0.35
+
+
+def frames(count: int) -> list[Image]:
+    """`count` consecutive frames of vtest.avi from frame 100, BGR at 640x480."""
+    raw = subprocess.run(
+        [
+            "ffmpeg", "-loglevel", "error", "-i", str(vtest_avi()),
+            "-vf", f"select=gte(n\\,100),scale={WIDTH}:{HEIGHT}", "-frames:v", str(count),
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-",
+        ],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    array = np.frombuffer(raw, dtype=np.uint8).reshape(count, HEIGHT, WIDTH, 3)
+    return [np.ascontiguousarray(frame) for frame in array]
+
+
+def timed(call: Callable[[], object], repeats: int, warmup: int = 5) -> list[float]:
+    """Milliseconds per call."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def detect(detector: Detector, images: Sequence[Image]) -> object:
+    return detector.detect(images, MIN_SCORE)
+
+
+def agree(first: list[list[Detection]], second: list[list[Detection]]) -> bool:
+    """Same labels in the same order, scores and corners within 1e-3 (batched kernels may
+    round differently)."""
+    return len(first) == len(second) and all(
+        len(a) == len(b)
+        and all(
+            x.label == y.label
+            and abs(x.score - y.score) < 1e-3
+            and np.allclose(x.box.as_tuple(), y.box.as_tuple(), atol=1e-3)
+            for x, y in zip(a, b, strict=True)
+        )
+        for a, b in zip(first, second, strict=True)
+    )
+
+
+def symbolic_batch_copy(model: Path, folder: Path) -> tuple[Path, list[str]]:
+    """A copy of the model with a symbolic batch dimension, and notes on what had to change.
+
+    The TF.js conversion computes its output Reshapes' target shapes as [1, C, -1]: left alone,
+    a batch of 4 would be folded into one image's cells without any error. Those shapes are
+    evaluated once and replaced by constants with 0 (copy the input's dimension) for batch."""
+    onnx: Any = importlib.import_module("onnx")
+    numpy_helper: Any = importlib.import_module("onnx.numpy_helper")
+    ort: Any = importlib.import_module("onnxruntime")
+
+    proto = onnx.load(str(model))
+    graph = proto.graph
+    shape_names = sorted({node.input[1] for node in graph.node if node.op_type == "Reshape"})
+    probe = onnx.load(str(model))
+    for name in shape_names:
+        probe.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None)
+        )
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    input_shape = [dim.dim_value for dim in graph.input[0].type.tensor_type.shape.dim]
+    values = session.run(shape_names, {graph.input[0].name: np.zeros(input_shape, np.float32)})
+    notes = []
+    for name, value in zip(shape_names, values, strict=True):
+        if value[0] != 1:
+            continue
+        notes.append(f"Reshape target {value.tolist()} hard-codes batch 1; patched to 0")
+        patched = value.copy()
+        patched[0] = 0
+        graph.initializer.append(numpy_helper.from_array(patched, name + "/any_batch"))
+        for node in graph.node:
+            if node.op_type == "Reshape" and node.input[1] == name:
+                node.input[1] = name + "/any_batch"
+    for value_info in [*graph.input, *graph.output]:
+        value_info.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del graph.value_info[:]
+    path = folder / "symbolic-batch.onnx"
+    onnx.save(proto, str(path))
+    return path, notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=100)
+    args = parser.parse_args()
+    model: Path = args.model or nanodet_model()
+    repeats: int = args.repeats
+    labels = builtin_labels("coco-80")
+    images = frames(8)
+    print(f"model {model.name}, {os.cpu_count()} CPUs, frames {WIDTH}x{HEIGHT}")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+    print("\nbatch 1, Detector.detect end to end, ms per frame")
+    for threads in (1, 2):
+        detector = Detector.load(model, family="nanodet", labels=labels, threads=threads)
+        times = timed(functools.partial(detect, detector, images[:1]), repeats)
+        p90 = statistics.quantiles(times, n=10)[8]
+        print(f"  threads {threads}: p50 {statistics.median(times):.1f}  p90 {p90:.1f}")
+
+    print("\ncross-stream batches, threads 2, ms per image (median of runs / batch)")
+    looped = Detector.load(model, family="nanodet", labels=labels, threads=2)
+    with tempfile.TemporaryDirectory() as folder:
+        symbolic: Detector | None = None
+        try:
+            path, notes = symbolic_batch_copy(model, Path(folder))
+        except ImportError:
+            print("  (b) skipped: the onnx package is not installed")
+        else:
+            symbolic = Detector.load(path, family="nanodet", labels=labels, threads=2)
+            assert symbolic.max_batch is None
+            for note in notes:
+                print(f"  note: {note}")
+        for batch in (4, 8):
+            chunk = images[:batch]
+            runs = max(repeats // 4, 10)
+            loop_ms = statistics.median(timed(functools.partial(detect, looped, chunk), runs))
+            line = f"  batch {batch}: (a) loop of single runs {loop_ms / batch:.1f}"
+            if symbolic is not None:
+                same = agree(symbolic.detect(chunk, MIN_SCORE), looped.detect(chunk, MIN_SCORE))
+                one_ms = statistics.median(timed(functools.partial(detect, symbolic, chunk), runs))
+                line += f"   (b) one batched run {one_ms / batch:.1f}   same detections: {same}"
+            print(line)
+    print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
