@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.mounts import mounts, requires_mount
 from tests.support.shared import MODEL_FILE, models_dir, nanodet_model
 from vigil.cli import app
 from vigil.inference.catalogue import CATALOGUE, find_installed, model_spec
@@ -148,6 +149,19 @@ def test_a_failed_install_keeps_the_previous_file(tmp_path: Path, offline: str) 
 
     assert corrupt.read_bytes() == content
     assert [p.name for p in dest.iterdir()] == [MODEL_FILE]
+
+
+@requires_mount
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path: Path, cache: Path) -> None:
+    with mounts() as made:
+        disk = made.tmpfs(tmp_path / "disk", size_mib=8)  # the model needs 15 MB
+        dest = disk / "models"
+
+        with pytest.raises(InstallError) as raised:
+            install("nanodet", dest, caches=[cache])
+
+        assert str(raised.value) == f"no space left on the device of {dest}"
+        assert list(dest.iterdir()) == []
 
 
 def test_an_unknown_model_names_the_known_ones(tmp_path: Path) -> None:

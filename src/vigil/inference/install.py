@@ -78,7 +78,7 @@ def install(
         progress(f"{spec.name}: {target} is already installed (sha256 ok)")
         return target
     if target.exists() and not force:
-        progress(f"{spec.name}: {target} is not the pinned file; replacing it")
+        progress(f"{spec.name}: {target} is not the pinned file; it will be replaced")
 
     rejected: list[str] = []
     for cache in _unique(caches):
