@@ -29,7 +29,10 @@ console = Console(stderr=True, soft_wrap=True, highlight=False)
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="Vigil's YAML configuration (it names the models directory)."
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="Vigil's YAML configuration (it names the models directory).",
     ),
 ]
 DirOption = Annotated[
@@ -37,6 +40,7 @@ DirOption = Annotated[
     typer.Option(
         "--dir",
         "-d",
+        metavar="DIR",
         help="Models directory (default: detection.models_dir of the config, else "
         "<data_dir>/models).",
     ),
@@ -68,13 +72,14 @@ def environment_caches() -> list[Path]:
 
 @app.command("install")
 def install(
-    name: Annotated[str, typer.Argument(help="The model to install.")] = "nanodet",
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The model to install.")] = "nanodet",
     config: ConfigOption = None,
     directory: DirOption = None,
     cache: Annotated[
         list[Path] | None,
         typer.Option(
             "--cache",
+            metavar="DIR",
             help="A directory that may hold the model file already (repeatable; "
             f"${CACHE_VARIABLE} adds more). Copied when its sha256 is the pinned one.",
         ),
