@@ -26,7 +26,7 @@ from tests.support.service import running_vigil
 from tests.support.shared import models_dir, vtest_avi
 from vigil.app import Vigil
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 @dataclass

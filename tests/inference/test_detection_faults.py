@@ -84,7 +84,7 @@ async def test_a_missing_or_broken_model_is_reported_and_recording_goes_on(
     config = (
         "data_dir: ./data\nrecording: {segment_seconds: 2}\n"
         f"detection: {{models_dir: {empty}, models: {{broken: {{path: {garbage}, "
-        "family: nanodet, labels: coco-80}}}}\n"
+        "family: nanodet, labels: coco-80}}}\n"
         "streams:\n"
         '  - {name: uninstalled, source: "test://ball?size=320x240&fps=10", '
         "detect: {enabled: true}}\n"
