@@ -74,15 +74,20 @@ def conditions() -> str:
     return f"load average {load}, CPU pressure (avg10) {cpu_pressure():.0f}%"
 
 
-def timed(call: Callable[[], object], repeats: int, warmup: int = 5) -> list[float]:
-    """Milliseconds per call."""
-    for _ in range(warmup):
-        call()
-    times = []
+def timed(
+    calls: Sequence[Callable[[], object]], repeats: int, warmup: int = 5
+) -> list[list[float]]:
+    """Milliseconds per call for each of `calls`, taken in turns (a, b, a, b, ...) so that
+    whatever else the machine does weighs on each alike."""
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
+        for call, series in zip(calls, times, strict=True):
+            start = time.perf_counter()
+            call()
+            series.append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -162,15 +167,18 @@ def main() -> None:
         wait_quiet(args.wait_quiet)
     print(f"before: {conditions()}")
 
-    print("\nbatch 1, Detector.detect end to end, ms per frame")
-    for threads in (1, 2):
-        detector = Detector.load(model, family="nanodet", labels=labels, threads=threads)
-        times = timed(functools.partial(detect, detector, images[:1]), repeats)
+    print("\nbatch 1, Detector.detect end to end, ms per frame (runs taken in turns)")
+    by_threads = {
+        threads: Detector.load(model, family="nanodet", labels=labels, threads=threads)
+        for threads in (1, 2)
+    }
+    calls = [functools.partial(detect, d, images[:1]) for d in by_threads.values()]
+    for threads, times in zip(by_threads, timed(calls, repeats), strict=True):
         p90 = statistics.quantiles(times, n=10)[8]
         print(f"  threads {threads}: p50 {statistics.median(times):.1f}  p90 {p90:.1f}")
 
     print("\ncross-stream batches, threads 2, ms per image (median of runs / batch)")
-    looped = Detector.load(model, family="nanodet", labels=labels, threads=2)
+    looped = by_threads[2]
     with tempfile.TemporaryDirectory() as folder:
         symbolic: Detector | None = None
         try:
@@ -185,12 +193,15 @@ def main() -> None:
         for batch in (4, 8):
             chunk = images[:batch]
             runs = max(repeats // 4, 10)
-            loop_ms = statistics.median(timed(functools.partial(detect, looped, chunk), runs))
-            line = f"  batch {batch}: (a) loop of single runs {loop_ms / batch:.1f}"
+            detectors = [looped] if symbolic is None else [looped, symbolic]
+            medians = [
+                statistics.median(times)
+                for times in timed([functools.partial(detect, d, chunk) for d in detectors], runs)
+            ]
+            line = f"  batch {batch}: (a) loop of single runs {medians[0] / batch:.1f}"
             if symbolic is not None:
                 same = agree(symbolic.detect(chunk, MIN_SCORE), looped.detect(chunk, MIN_SCORE))
-                one_ms = statistics.median(timed(functools.partial(detect, symbolic, chunk), runs))
-                line += f"   (b) one batched run {one_ms / batch:.1f}   same detections: {same}"
+                line += f"   (b) one batched run {medians[1] / batch:.1f}   same detections: {same}"
             print(line)
     print(f"\nafter: {conditions()}")
 
