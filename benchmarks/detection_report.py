@@ -95,7 +95,9 @@ def _throughput(args: argparse.Namespace, results: list[Throughput]) -> list[str
     return lines
 
 
-def _cpu(args: argparse.Namespace, runs: list[CpuRun], sim_cpu: float) -> list[str]:
+def _cpu(
+    args: argparse.Namespace, runs: list[CpuRun], sim_cpu: float, timings: list[Timing]
+) -> list[str]:
     width, height = args.cpu_size.split("x")
     lines = [
         "### CPU per detected stream: Vigil against the Frigate-style baseline",
@@ -144,6 +146,14 @@ def _cpu(args: argparse.Namespace, runs: list[CpuRun], sim_cpu: float) -> list[s
                 f"`decode: {r.side}`: **{_f(ratio, 2)}x** ({per:.2f} % vs {base_per:.2f} % of a "
                 f"core per stream), {met}."
             )
+    single = next((t for t in timings if t.threads == args.cpu_threads and t.batch == 1), None)
+    if single is not None and base is not None:
+        share = single.p(0.5) / 10 * base.detected_fps / base.streams  # ms x frames/s -> %
+        verdicts.append(
+            f"- Of that, inference alone (the p50 above at {args.cpu_threads} thread(s), batch "
+            f"1, times the frames detected per stream): ~{share:.2f} % of a core per stream, on "
+            "either side; the rest is decoding, scaling and moving frames."
+        )
     return [*lines, "", *verdicts]
 
 
@@ -174,5 +184,5 @@ def render(
     if throughputs:
         lines += ["", *_throughput(args, throughputs)]
     if cpu_runs:
-        lines += ["", *_cpu(args, cpu_runs, sim_cpu)]
+        lines += ["", *_cpu(args, cpu_runs, sim_cpu, timings)]
     return "\n".join(lines)
