@@ -254,6 +254,30 @@ def test_ssd_tf_object_detection_api_outputs() -> None:
     approx_box(detections[0].box, (0.2, 0.1, 0.6, 0.5))  # y1, x1, y2, x2 -> x1, y1, x2, y2
 
 
+def test_ssd_tf2_exports_with_raw_outputs_are_read_by_name() -> None:
+    outputs = [
+        TensorSpec("detection_anchor_indices", (1, 100)),
+        TensorSpec("detection_boxes", (1, 100, 4)),
+        TensorSpec("detection_classes", (1, 100)),
+        TensorSpec("detection_multiclass_scores", (1, 100, 91)),
+        TensorSpec("detection_scores", (1, 100)),
+        TensorSpec("num_detections", (1,)),
+        TensorSpec("raw_detection_boxes", (1, 1917, 4)),
+        TensorSpec("raw_detection_scores", (1, 1917, 91)),
+    ]
+    adapter = SsdAdapter([TensorSpec("input_tensor", (1, None, None, 3), UINT8)], outputs)
+    result = {
+        spec.name: np.zeros([d if isinstance(d, int) else 1 for d in spec.shape], np.float32)
+        for spec in outputs
+    }
+    result["detection_boxes"][0, 0] = [0.1, 0.2, 0.5, 0.6]
+    result["detection_classes"][0, 0] = 1
+    result["detection_scores"][0, 0] = 0.7
+    result["num_detections"][0] = 1
+    detections = adapter.decode(result, Placement(300, 300, 1, 1), ["???", "person"], 0.35)
+    assert [(d.label, round(d.score, 3)) for d in detections] == [("person", 0.7)]
+
+
 def test_ssd_uint8_input_is_rgb_nhwc() -> None:
     adapter = SsdAdapter([TensorSpec("image_tensor", (1, 320, 320, 3), UINT8)], TF_OUTPUTS)
     tensor, _ = adapter.preprocess(image(640, 480, bgr=(255, 0, 0)))

@@ -38,7 +38,8 @@ class SsdAdapter(Adapter):
     """Resize (aspect not kept), RGB, NHWC in: uint8 0..255 for a uint8 input, float with the
     same 0..255 values for a float input (TF OD API exports normalise inside the graph).
 
-    Out, told apart by rank and then by name: `detection_boxes` [1, N, 4], `detection_classes`
+    Out, told apart by TF's names (`detection_boxes` ...) when present, else by rank and then by
+    name: `detection_boxes` [1, N, 4], `detection_classes`
     [1, N], `detection_scores` [1, N], `num_detections` [1] (the TF order boxes, classes, scores
     when the names do not say), or boxes [1, N, 4] + scores [1, N, C] suppressed here. Class
     indices index the labels as they are: TF OD API models count from 1, so their labels file
@@ -59,17 +60,36 @@ class SsdAdapter(Adapter):
         )
         self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
         self.input_width, self.input_height = image.width, image.height
+        self._classes: str | None = None
+        self._scores: str
+        self._count: str | None = None
+        self.num_classes: int | None = None
+        if not self._by_tf_names(outputs) and not self._by_shapes(outputs):
+            raise mismatch(self.family, EXPECTED, "outputs", outputs)
+
+    def _by_tf_names(self, outputs: Sequence[TensorInfo]) -> bool:
+        """TF2 exports add raw and multi-class outputs of the same ranks; their names tell."""
+        by_name = {output.name.lower().removesuffix(":0"): output for output in outputs}
+        found = [by_name.get(f"detection_{what}") for what in ("boxes", "classes", "scores")]
+        boxes, classes, scores = found
+        if boxes is None or classes is None or scores is None:
+            return False
+        if [len(boxes.shape), len(classes.shape), len(scores.shape)] != [3, 2, 2]:
+            return False
+        self._boxes, self._classes, self._scores = boxes.name, classes.name, scores.name
+        count = by_name.get("num_detections")
+        self._count = count.name if count is not None else None
+        return True
+
+    def _by_shapes(self, outputs: Sequence[TensorInfo]) -> bool:
         by_rank: dict[int, list[TensorInfo]] = {1: [], 2: [], 3: []}
         for output in outputs:
             by_rank.setdefault(len(output.shape), []).append(output)
         boxes_like = [o for o in by_rank[3] if fixed(o.shape[2]) == 4]
         boxes = boxes_like[0] if len(boxes_like) == 1 else _named(boxes_like, "box")
         if boxes is None:
-            raise mismatch(self.family, EXPECTED, "outputs", outputs)
+            return False
         self._boxes = boxes.name
-        self._classes: str | None = None
-        self._scores: str
-        self._count: str | None = None
         others = [o for o in by_rank[3] if o is not boxes]
         if len(by_rank[2]) == 2 and not others:
             pair = by_rank[2]
@@ -79,12 +99,12 @@ class SsdAdapter(Adapter):
             self._classes, self._scores = classes.name, scores.name
             if len(by_rank[1]) == 1:
                 self._count = by_rank[1][0].name
-            self.num_classes = None  # the ids' range is not in the shapes
-        elif len(others) == 1 and not by_rank[2]:
+            return True  # num_classes stays None: the ids' range is not in the shapes
+        if len(others) == 1 and not by_rank[2]:
             self._scores = others[0].name
             self.num_classes = fixed(others[0].shape[2])
-        else:
-            raise mismatch(self.family, EXPECTED, "outputs", outputs)
+            return True
+        return False
 
     def preprocess(self, image: Image) -> tuple[Tensor, Placement]:
         resized, placement = resize(image, self.input_width, self.input_height)
