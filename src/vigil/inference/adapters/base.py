@@ -214,16 +214,10 @@ def image_input(
     if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type not in INPUT_DTYPES:
         raise mismatch(family, expected, "inputs", inputs)
     tensor = inputs[0]
-    batch, *rest = tensor.shape
-    channels, height, width = (
-        (rest[0], rest[1], rest[2])
-        if layout == "NCHW"
-        else (
-            rest[2],
-            rest[0],
-            rest[1],
-        )
-    )
+    if layout == "NCHW":
+        batch, channels, height, width = tensor.shape
+    else:
+        batch, height, width, channels = tensor.shape
     if fixed(channels) not in (3, None):
         raise mismatch(family, expected, "inputs", inputs)
     return ImageInput(
