@@ -32,7 +32,7 @@ def test_migrate_twice_is_harmless(tmp_path: Path) -> None:
         db.migrate()
         with db.engine.connect() as connection:
             version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == "0003"
+        assert version == "0004"
 
 
 def test_begin_commits_and_rolls_back(db: Database) -> None:
