@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from tests.support.shared import nanodet_model
+from vigil.inference.adapters import TensorSpec
+from vigil.inference.adapters.yolov8 import YoloV8Adapter
 from vigil.inference.backend import PROVIDERS, Detector, ModelError, select_providers
 from vigil.inference.labels import builtin_labels
 
@@ -157,3 +159,44 @@ def test_labels_that_do_not_match_the_class_count() -> None:
     with pytest.raises(ModelError, match="has 80 classes but 3 labels were given") as caught:
         Detector.load(nanodet_model(), family="nanodet", labels=["person", "car", "truck"])
     assert str(nanodet_model()) in str(caught.value)
+
+
+class RecordingSession:
+    """Stands in for an onnxruntime session of a YOLOv8 model with a symbolic batch: each image
+    of a batch gets one box whose x centre is its index in the batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def get_outputs(self) -> list[TensorSpec]:
+        return [TensorSpec("output0", ("batch", 4 + 3, 100))]
+
+    def get_providers(self) -> list[str]:
+        return [CPU]
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        (batch,) = feed.values()
+        self.batches.append(len(batch))
+        out = np.zeros((len(batch), 4 + 3, 100), dtype=np.float32)
+        for index in range(len(batch)):
+            out[index, :, 0] = [64 * (index + 1), 320, 20, 20, 0.9, 0, 0]
+        return [out]
+
+
+@pytest.mark.parametrize(
+    ("batch_dim", "runs", "indices"),
+    [("batch", [5], [0, 1, 2, 3, 4]), (2, [2, 2, 1], [0, 1, 0, 1, 0])],
+)
+def test_a_batch_is_run_as_the_model_allows_and_split_per_image(
+    batch_dim: int | str, runs: list[int], indices: list[int]
+) -> None:
+    session = RecordingSession()
+    adapter = YoloV8Adapter([TensorSpec("images", (batch_dim, 3, 640, 640))], session.get_outputs())
+    detector = Detector(Path("fake.onnx"), session, adapter, ["person", "car", "dog"], [])
+    assert detector.max_batch == (None if batch_dim == "batch" else 2)
+    square = np.zeros((640, 640, 3), dtype=np.uint8)
+    results = detector.detect([square] * 5, 0.35)
+    assert session.batches == runs
+    # each image got the box of its own place in its run
+    centres = [round(result[0].box.centre[0] * 640) for result in results]
+    assert centres == [64 * (index + 1) for index in indices]
