@@ -177,6 +177,23 @@ def main() -> None:
         p90 = statistics.quantiles(times, n=10)[8]
         print(f"  threads {threads}: p50 {statistics.median(times):.1f}  p90 {p90:.1f}")
 
+    ort: Any = importlib.import_module("onnxruntime")
+    sessions = []
+    for threads in (1, 2):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        sessions.append(
+            ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        )
+    tensor = np.random.default_rng(0).random((1, 3, 416, 416), dtype=np.float32)
+    feed = {sessions[0].get_inputs()[0].name: tensor}
+    runs_only = timed([functools.partial(s.run, None, feed) for s in sessions], repeats)
+    print("  model run only (session.run): " + ", ".join(
+        f"threads {t}: p50 {statistics.median(times):.1f}"
+        for t, times in zip((1, 2), runs_only, strict=True)
+    ))  # fmt: skip
+
     print("\ncross-stream batches, threads 2, ms per image (median of runs / batch)")
     looped = by_threads[2]
     with tempfile.TemporaryDirectory() as folder:
