@@ -50,6 +50,8 @@ _NVIDIA = {"video/x-h264": "nvh264dec", "video/x-h265": "nvh265dec"}
 KEYFRAME_SLACK = 1.2
 # Keyframe intervals remembered for the estimate (the median of them).
 INTERVALS = 5
+# How often a branch looks for the caps of a producer that is bound but not negotiated yet.
+CAPS_POLL_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class DetectBranch:
         self._on_frame = on_frame
         self._on_error = on_error
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._pipeline: Gst.Pipeline | None = None
         self._proxysrc: Gst.Element | None = None
         self._gate: Gst.Element | None = None
@@ -152,6 +155,11 @@ class DetectBranch:
             ).start()
 
     def _rebuild_if_needed(self) -> None:
+        # One build at a time: a bind, a caps poll and an error restart may all ask at once.
+        with self._build_lock:
+            self._rebuild_locked()
+
+    def _rebuild_locked(self) -> None:
         caps = self._relay.caps
         media_type = caps.get_structure(0).get_name() if caps and caps.get_size() else None
         with self._lock:
@@ -159,7 +167,11 @@ class DetectBranch:
                 return
         self._teardown()
         if media_type is None:
-            return  # not known yet: the next bind brings caps
+            if self._relay.live:  # a producer that has not negotiated yet: look again soon
+                timer = threading.Timer(CAPS_POLL_S, self._rebuild_if_needed)
+                timer.daemon = True
+                timer.start()
+            return
         try:
             self._build(media_type, caps)
         except Exception as error:  # a missing element, a link failure: say it, keep recording
@@ -347,8 +359,9 @@ class DetectBranch:
         return Gst.BusSyncReply.DROP
 
     def _restart(self) -> None:
-        self._teardown()
-        self._rebuild_if_needed()
+        with self._build_lock:
+            self._teardown()
+            self._rebuild_locked()
 
 
 def frame_array(sample: Gst.Sample) -> np.ndarray | None:
