@@ -20,12 +20,18 @@ import argparse
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.common import machine, write_section
 from benchmarks.detection_baseline import Baseline
-from benchmarks.detection_infer import Timing, decode_frames, shared, time_inference
+from benchmarks.detection_infer import (
+    Timing,
+    decode_frames,
+    shared,
+    time_inference,
+    time_session_alone,
+)
 from benchmarks.detection_report import render
 from benchmarks.detection_vigil import Counters, DetectingVigil, DetectSettings, FileSimulator
 from benchmarks.serving_procs import usage
@@ -124,6 +130,10 @@ def inference_phase(args: argparse.Namespace) -> list[Timing]:
                   f"p95 {timing.p(0.95):.1f} ms per frame ({timing.runs} runs, "
                   f"{timing.detections:.1f} objects/frame)", flush=True)  # fmt: skip
             timings.append(timing)
+        alone = time_session_alone(model, frames, threads, args.infer_frames)
+        print(f"  threads={threads}, onnxruntime's run alone: p50 {alone.p(0.5):.1f} ms, "
+              f"p95 {alone.p(0.95):.1f} ms", flush=True)  # fmt: skip
+        timings.append(replace(alone, batch=0))  # batch 0: the session alone, in the report
     return timings
 
 

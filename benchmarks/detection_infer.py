@@ -94,3 +94,32 @@ def time_inference(
         per_frame.append(1000 * (time.perf_counter() - started) / batch)
         found += sum(len(r) for r in results)
     return Timing(threads, batch, len(per_frame), per_frame, found / (len(per_frame) * batch))
+
+
+def time_session_alone(model: Path, frames: np.ndarray, threads: int, runs: int) -> Timing:
+    """The same model in a plain onnxruntime session (same thread options as `Detector.load`),
+    timing `session.run` alone on tensors prepared beforehand: what pre- and post-processing
+    add is the difference to `time_inference` at batch 1."""
+    import cv2
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    tensors = [
+        cv2.dnn.blobFromImage(
+            cv2.resize(frame, (416, 416)), 1 / 57.5, (416, 416), (103.53, 116.28, 123.675)
+        )
+        for frame in frames
+    ]
+    for tensor in tensors[:2]:
+        session.run(None, {name: tensor})
+    per_run = []
+    for index in range(runs):
+        started = time.perf_counter()
+        session.run(None, {name: tensors[index % len(tensors)]})
+        per_run.append(1000 * (time.perf_counter() - started))
+    return Timing(threads, 1, runs, per_run, float("nan"))

@@ -39,7 +39,11 @@ def _inference(args: argparse.Namespace, timings: list[Timing]) -> list[str]:
         f"`Detector.detect` (pre-processing, the ONNX Runtime run, decoding and NMS) on "
         f"{args.infer_frames} frames per setting: vtest.avi frames decoded once by ffmpeg to BGR "
         f"at {args.frame_size} (Vigil's working size for it), resized by the adapter to the "
-        "model's 416x416. Per frame = a call's time / its batch; p50/p95 over the calls.",
+        "model's 416x416. Per frame = a call's time / its batch; p50/p95 over the calls. "
+        "The baseline rows time a plain onnxruntime session with the same options, `run` "
+        "alone on tensors prepared beforehand: the difference is Vigil's pre- and "
+        "post-processing. The default model's batch dimension is fixed at 1, so a batch is "
+        "run as that many single runs (`Detector.max_batch`).",
         "",
         "| intra-op threads | batch | calls | p50 ms/frame | p95 ms/frame | mean ms/frame "
         "| p50 vs batch 1 | objects/frame |",
@@ -48,8 +52,9 @@ def _inference(args: argparse.Namespace, timings: list[Timing]) -> list[str]:
     for t in timings:
         one = next((x for x in timings if x.threads == t.threads and x.batch == 1), None)
         ratio = t.p(0.5) / one.p(0.5) if one is not None else NAN
+        batch = str(t.batch) if t.batch else "1, `session.run` alone (baseline)"
         lines.append(
-            f"| {t.threads} | {t.batch} | {t.runs} | {_f(t.p(0.5))} | {_f(t.p(0.95))} "
+            f"| {t.threads} | {batch} | {t.runs} | {_f(t.p(0.5))} | {_f(t.p(0.95))} "
             f"| {_f(t.mean_ms)} | {_f(ratio, 2)} | {_f(t.detections)} |"
         )
     single = next((t for t in timings if t.threads == 1 and t.batch == 1), None)
