@@ -22,9 +22,11 @@ async def test_streams_show_configuration_origin_and_no_password(api: Api) -> No
     assert "secret" not in response.text
     gate = response.json()[0]
     assert gate["origin"] == "file"
+    detect = gate["config"].pop("detect")
     assert gate["config"] == {"source": "rtsp://admin:***@192.0.2.10:554/stream1",
                               "transport": "tcp", "record": True, "enabled": True,
                               "segment_seconds": None}  # fmt: skip
+    assert detect["enabled"] is False and detect["labels"] == ["person"]
     assert gate["state"] == "streaming"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.service import ClosedSegments, running_vigil, until
+from tests.support.service import ClosedSegments, running_vigil, until, until_async
 from tests.support.shared import models_dir
 from vigil.inference.backend import Detector
 from vigil.inference.types import Detection, Image
@@ -107,3 +107,36 @@ async def test_a_missing_or_broken_model_is_reported_and_recording_goes_on(
             events = await client.get("/api/v1/events", params={"type": "detection.state"})
             states = {(e["stream"], e["state"]) for e in events.json()["events"]}
             assert {("uninstalled", "failed"), ("corrupt", "failed")} <= states
+
+            # Detection settings change through the API without restarting the stream.
+            before = (await client.get("/api/v1/streams/corrupt")).json()
+            answer = await client.patch("/api/v1/streams/corrupt",
+                                        json={"detect": {"enabled": False}})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["config"]["detect"]["enabled"] is False
+
+            async def detection_off() -> bool:
+                latest = await client.get("/api/v1/streams/corrupt/detections/latest")
+                return latest.status_code == 409
+
+            await until_async(detection_off, 30, "detection stayed on")
+            after = (await client.get("/api/v1/streams/corrupt")).json()
+            assert (after["since"], after["transitions"]) == (before["since"],
+                                                               before["transitions"])  # fmt: skip
+            # A misspelt label or an unknown model is refused, naming the problem.
+            answer = await client.patch(
+                "/api/v1/streams/uninstalled",
+                json={"detect": {"enabled": True, "labels": ["persn"]}},
+            )
+            assert answer.status_code == 422 and "did you mean 'person'" in answer.text
+            answer = await client.patch(
+                "/api/v1/streams/uninstalled", json={"detect": {"enabled": True, "model": "nosuch"}}
+            )
+            assert answer.status_code == 422 and "unknown model 'nosuch'" in answer.text
+
+
+def test_every_model_family_of_the_config_has_an_adapter() -> None:
+    from vigil.config.detection import ModelFamily
+    from vigil.inference.adapters import ADAPTERS
+
+    assert {family.value for family in ModelFamily} == set(ADAPTERS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,6 +33,18 @@ async def until(predicate: Callable[[], bool], timeout: float, message: str = ""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(message or f"condition not met within {timeout} s") from None
+
+
+async def until_async(
+    predicate: Callable[[], Awaitable[bool]], timeout: float, message: str = ""
+) -> None:
+    """Await `predicate` until it holds (an API call, say); fail after `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await predicate():
+                await asyncio.sleep(0.3)
     except TimeoutError:
         raise AssertionError(message or f"condition not met within {timeout} s") from None
 

@@ -69,6 +69,9 @@ class StreamSettings(BaseModel):
     record: bool
     enabled: bool
     segment_seconds: int | None
+    detect: dict[str, Any] = Field(
+        default_factory=dict, description="Object detection settings (`detect` in the config)."
+    )
 
 
 class StreamView(StreamState):
@@ -91,6 +94,11 @@ class StreamChanges(BaseModel):
         default=None, ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS
     )
     retain_days: float | None = Field(default=None, gt=0, le=36500)
+    detect: dict[str, Any] | None = Field(
+        default=None,
+        description="The whole `detect` section (object detection), replacing the current one; "
+        "applied without restarting the stream.",
+    )
 
 
 class RecordingSwitch(BaseModel):
@@ -132,7 +140,7 @@ def _stream_view(services: ApiServices, configured: ConfiguredStream) -> StreamV
     settings = StreamSettings(
         source=config.redacted_source(), transport=config.transport.value, record=config.record,
         enabled=config.enabled, segment_seconds=config.segment_seconds,
-        retain_days=config.retain_days,
+        retain_days=config.retain_days, detect=config.detect.model_dump(mode="json"),
     )  # fmt: skip
     return StreamView(**live, origin=configured.origin.value, config=settings)
 
