@@ -42,6 +42,9 @@ streams:
   - name: cam1
     source: rtsp://127.0.0.1:8654/cam1
     record: true
+    detect:               # object detection once a second (on keyframes): `vigil models install`
+      enabled: true
+      fps: 1
   - name: cam2
     source: rtsp://127.0.0.1:8654/cam2
     record: true
