@@ -19,11 +19,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-
-import numpy as np
 
 from vigil.config.detection import DEFAULT_MODEL, DetectionConfig, StreamDetectConfig
 from vigil.config.resolve import StreamPlan
@@ -456,11 +454,3 @@ class DetectionService:
 def _rounded(values: tuple[float, ...]) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (round(v, 5) for v in values)
     return (x1, y1, x2, y2)
-
-
-def blank_image(width: int = 64, height: int = 48) -> Image:
-    """A black frame (tests, warm-up)."""
-    return np.zeros((height, width, 3), dtype=np.uint8)
-
-
-_ = timedelta  # (kept for callers computing clip ranges from events)
