@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import re
-import threading
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -30,12 +29,11 @@ from starlette.websockets import WebSocketDisconnect
 from vigil.api.auth import Authenticator, Viewer
 from vigil.api.deps import Services
 from vigil.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
-from vigil.api.routes.recordings import EXPORT_ERRORS, MP4, _ClipResponse, _export_error
+from vigil.api.routes.recordings import EXPORT_ERRORS, MP4, export_response
 from vigil.api.services import ApiServices, SnapshotFiles
 from vigil.config.streams import STREAM_NAME_PATTERN
 from vigil.events import Event, Subscription, event_to_dict, to_json_value, type_matches, utc_now
 from vigil.observability.metrics import WEBSOCKET_CLIENTS, WEBSOCKET_SLOW_DISCONNECTS
-from vigil.recording.export import ExportError, InvalidExportRange, check_export_range
 from vigil.store.events import EventQuery, EventRecord, EventStore
 from vigil.store.tokens import Role
 
@@ -241,32 +239,7 @@ async def event_clip(services: Services, _caller: Viewer, event_id: int = EventI
     `at` - pre to `at` + post (pre and post: `clip_padding_s`, 5 s each by default)."""
     record = await _stored_event(services, event_id)
     stream, start, end = _clip_range(record, services.clip_padding_s)
-    exports = services.exports
-    if exports is None:
-        raise ApiError(503, "exports are not available in this Vigil")
-    try:
-        check_export_range(start, end, exports.max_seconds)
-    except InvalidExportRange as error:
-        raise ApiError(422, error.message) from None
-    cancelled = threading.Event()
-    try:
-        clip = await services.run(partial(exports.export, stream, start, end, cancelled))
-    except ExportError as error:
-        raise _export_error(error) from None
-    except asyncio.CancelledError:
-        cancelled.set()
-        raise
-    headers = {
-        "X-Vigil-Start": clip.first_frame.isoformat(),
-        "X-Vigil-End": clip.end.isoformat(),
-        "X-Vigil-Skipped-Seconds": f"{clip.skipped_s:.3f}",
-        "Cache-Control": "private, max-age=300",
-    }
-    if clip.ended_early:
-        headers["X-Vigil-Ended-Early"] = clip.ended_early
-    filename = f"{stream}-event{event_id}-{clip.first_frame.strftime('%Y%m%dT%H%M%SZ')}.mp4"
-    return _ClipResponse(clip, exports.release, media_type=MP4, filename=filename,
-                         content_disposition_type="inline", headers=headers)  # fmt: skip
+    return await export_response(services, stream, start, end, label=f"-event{event_id}")
 
 
 def _clip_range(

@@ -10,7 +10,7 @@ import asyncio
 import base64
 import binascii
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path as FilePath
@@ -295,6 +295,24 @@ async def export_mp4(
     and ffplay), copied without re-encoding. It starts at the keyframe at or before `start`;
     gaps inside the range are skipped. Headers `X-Vigil-Start` / `X-Vigil-End` give the
     wall-clock times the clip covers, `X-Vigil-Skipped-Seconds` the gaps left out."""
+    return await export_response(
+        services, name, start, end, before=lambda: _require_stream(services, name)
+    )
+
+
+async def export_response(
+    services: ApiServices,
+    stream: str,
+    start: datetime,
+    end: datetime,
+    *,
+    label: str = "",
+    before: Callable[[], Awaitable[object]] | None = None,
+) -> FileResponse:
+    """`stream`'s video of ``[start, end)`` as one MP4 response, with the X-Vigil-* headers;
+    the one way the API hands out a clip (a range export, an object event's clip). `before`
+    runs once the range is known to be valid (a check that the stream exists); `label` goes
+    into the file name."""
     exports = services.exports
     if exports is None:
         raise ApiError(503, "exports are not available in this Vigil")
@@ -302,10 +320,11 @@ async def export_mp4(
         check_export_range(start, end, exports.max_seconds)
     except InvalidExportRange as error:
         raise ApiError(422, error.message) from None
-    await _require_stream(services, name)
+    if before is not None:
+        await before()
     cancelled = threading.Event()
     try:
-        clip = await services.run(partial(exports.export, name, start, end, cancelled))
+        clip = await services.run(partial(exports.export, stream, start, end, cancelled))
     except ExportError as error:
         raise _export_error(error) from None
     except asyncio.CancelledError:
@@ -319,7 +338,7 @@ async def export_mp4(
     }
     if clip.ended_early:
         headers["X-Vigil-Ended-Early"] = clip.ended_early
-    filename = f"{name}-{clip.first_frame.strftime('%Y%m%dT%H%M%SZ')}.mp4"
+    filename = f"{stream}{label}-{clip.first_frame.strftime('%Y%m%dT%H%M%SZ')}.mp4"
     return _ClipResponse(clip, exports.release, media_type=MP4, filename=filename,
                          content_disposition_type="inline", headers=headers)  # fmt: skip
 
