@@ -66,6 +66,7 @@ class CpuRun:
     detected_fps: float  # all streams
     modes: list[str] = field(default_factory=list)
     note: str = ""
+    detector_cpu: float = float("nan")  # baseline: its detector process alone
 
 
 def others_busy() -> list[str]:
@@ -224,7 +225,7 @@ def cpu_phase(args: argparse.Namespace, work: Path) -> tuple[list[CpuRun], float
             f"ffmpegs {sum(each[1:]):.1f} %, detector {each[0]:.1f} %; {dropped} frames "
             f"dropped; {after.get('running', 0)}/{count} ffmpeg running"
         )
-        runs.append(CpuRun("baseline", count, sum(each), detected, [], note))
+        runs.append(CpuRun("baseline", count, sum(each), detected, [], note, each[0]))
         print(f"  {runs[-1]}", flush=True)
         sim_cpu = 100 * (usage(sim.process.pid).cpu_s - sim_cpu0) / (time.monotonic() - sim_start)
     finally:

@@ -151,6 +151,21 @@ def _cpu(
                 f"`decode: {r.side}`: **{_f(ratio, 2)}x** ({per:.2f} % vs {base_per:.2f} % of a "
                 f"core per stream), {met}."
             )
+    if base is not None and base.detected_fps > 0 and base.detector_cpu == base.detector_cpu:
+        # The same model, threads and frame size on both sides: the baseline's detector process
+        # measures what one inference costs in CPU; without it, what is left is decoding,
+        # scaling and handing frames over.
+        per_frame = base.detector_cpu / base.detected_fps  # % of a core per (frame/s)
+        rest_base = (base.cpu - base.detector_cpu) / base.streams
+        for r in runs:
+            if r.side in ("keyframes", "all"):
+                rest = (r.cpu - off) / r.streams - per_frame * r.detected_fps / r.streams
+                verdicts.append(
+                    f"- Without inference (the baseline detector's CPU per frame, "
+                    f"{per_frame * 10:.1f} ms, taken off both sides), `decode: {r.side}`: "
+                    f"{rest:.2f} % vs the ffmpegs' {rest_base:.2f} % of a core per stream: "
+                    f"**{_f(rest_base / rest if rest > 0 else NAN, 1)}x** lower."
+                )
     single = next((t for t in timings if t.threads == args.cpu_threads and t.batch == 1), None)
     if single is not None and base is not None:
         share = single.p(0.5) / 10 * base.detected_fps / base.streams  # ms x frames/s -> %
