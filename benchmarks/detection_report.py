@@ -163,8 +163,8 @@ def _cpu(
                 verdicts.append(
                     f"- Without inference (the baseline detector's CPU per frame, "
                     f"{per_frame * 10:.1f} ms, taken off both sides), `decode: {r.side}`: "
-                    f"{rest:.2f} % vs the ffmpegs' {rest_base:.2f} % of a core per stream: "
-                    f"**{_f(rest_base / rest if rest > 0 else NAN, 1)}x** lower."
+                    f"{rest:.2f} % vs the ffmpegs' {rest_base:.2f} % of a core per stream, "
+                    f"baseline / this **{_f(rest_base / rest if rest > 0 else NAN, 1)}x**."
                 )
     single = next((t for t in timings if t.threads == args.cpu_threads and t.batch == 1), None)
     if single is not None and base is not None:
