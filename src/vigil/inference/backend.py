@@ -13,7 +13,9 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors  # type: i
 
 from vigil.inference.adapters import Adapter, adapter_for
 from vigil.inference.adapters.base import ModelError, Placement, Tensor
+from vigil.inference.catalogue import is_catalogued_file
 from vigil.inference.types import Detection, Image
+from vigil.inference.vet import vet_model
 
 __all__ = ["PROVIDERS", "Detector", "ModelError", "select_providers"]
 
@@ -121,6 +123,10 @@ class Detector:
                 f"{path}: model file not found; install the default model with "
                 "`vigil models install`, or correct the path"
             )
+        # A file that is not a pinned build is opened in a child process first: a damaged one
+        # can crash ONNX Runtime, and with it all of Vigil (see `vigil.inference.vet`).
+        if not is_catalogued_file(path) and (problem := vet_model(path)) is not None:
+            raise ModelError(f"{path}: not a usable ONNX model (corrupt?): {problem}")
         chosen, warnings = select_providers(providers)
         for warning in warnings:
             logger.warning("%s: %s", path.name, warning)

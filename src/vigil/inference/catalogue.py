@@ -156,6 +156,11 @@ def is_pinned_file(path: Path, spec: ModelSpec) -> bool:
     return (cached_sha256(path), size) in spec.accepted_builds
 
 
+def is_catalogued_file(path: Path) -> bool:
+    """Whether `path` is byte for byte a build of any catalogue model (known to be sound)."""
+    return any(is_pinned_file(path, spec) for spec in CATALOGUE.values())
+
+
 def find_installed(name: str, models_dir: Path) -> Path | None:
     """The installed file of catalogue model `name` in `models_dir` when it is there and has a
     pinned sha256 (either accepted build), else None. Cheap after the first call for the same

@@ -34,7 +34,6 @@ from vigil.inference.scheduler import Scheduler
 from vigil.inference.snapshots import SnapshotStore, render_snapshot
 from vigil.inference.tracker import Track, Tracker
 from vigil.inference.types import Detection, Frame, Image
-from vigil.inference.vet import vet_model
 from vigil.inference.zones import DetectionFilter, Zone
 from vigil.observability.metrics import (
     DETECTION_FRAMES,
@@ -251,8 +250,6 @@ class DetectionService:
             else:
                 custom = config.models[model]
                 path, family = custom.path, custom.family.value
-                if path.is_file() and (problem := vet_model(path)) is not None:
-                    raise ModelError(f"{path}: not a usable ONNX model: {problem}")
                 labels = (
                     builtin_labels(custom.labels) if custom.labels in builtin_names()
                     else load_labels(Path(custom.labels))
