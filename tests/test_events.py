@@ -105,7 +105,8 @@ def _every_event_type() -> list[type[Event]]:
 AT = datetime(2026, 11, 24, 12, 0, 0, 250000, tzinfo=UTC)
 SAMPLES: dict[Any, Any] = {
     str: "text", int: 7, float: 1.5, bool: True, datetime: AT, datetime | None: AT,
-    tuple[str, ...]: ("a", "b"),
+    tuple[str, ...]: ("a", "b"), str | None: "text",
+    tuple[float, float, float, float]: (0.1, 0.2, 0.3, 0.4),
 }  # fmt: skip
 
 
