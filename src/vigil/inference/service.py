@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 TICK_S = 1.0
 # A frame may come this much early and still count as due (videorate's 1 fps floor, jitter).
 RATE_SLACK = 0.9
+# An object's best snapshot is redrawn when its best score rises by at least this much.
+BEST_STEP = 0.02
 
 
 class Branch(Protocol):
@@ -98,7 +100,9 @@ class _Stream:
     motion_frames: int = 0
     still_frames: int = 0
     latest: dict[str, Any] | None = None
-    best_images: dict[str, Image] = field(default_factory=dict)  # object id → its best frame
+    # Object id → (score, JPEG) of its best sighting so far, rendered when it improved: a JPEG
+    # is ~50 KB where the frame itself would be ~900 KB, for as long as the object is in view.
+    best: dict[str, tuple[float, bytes]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -325,14 +329,18 @@ class DetectionService:
         with stream.lock:
             kept = stream.filter.apply(detections)
             update = stream.tracker.update(kept, frame.at)
-            for track in update.improved:
-                stream.best_images[track.object_id] = frame.image
-            for track in update.entered:
-                stream.best_images.setdefault(track.object_id, frame.image)
-            left = [(track, stream.best_images.pop(track.object_id, None))
+            improved = [t for t in update.improved
+                        if t.best_score >= stream.best.get(t.object_id, (-1.0, b""))[0]
+                        + BEST_STEP]  # fmt: skip
+            left = [(track, stream.best.pop(track.object_id, (0.0, b""))[1] or None)
                     for track in update.left]  # fmt: skip
             ids = {id(d): t.object_id for t in update.active for d, _z in kept
                    if t.last_seen == frame.at and t.box == d.box}  # fmt: skip
+        rendered = {t.object_id: (t.best_score, jpeg) for t in improved
+                    if (jpeg := self._render(stream.name, t, frame.image)) is not None}  # fmt: skip
+        with stream.lock:  # (only for objects still tracked: never an orphan entry)
+            live = {t.object_id for t in stream.tracker.tracks}
+            stream.best.update((k, v) for k, v in rendered.items() if k in live)
         for detection, _zones in kept:
             DETECTIONS.labels(stream.name, detection.label).inc()
         stream.latest = {
@@ -346,21 +354,27 @@ class DetectionService:
         }  # fmt: skip
         for track in update.entered:
             OBJECTS.labels(stream.name, track.label).inc()
-            snapshot = self._snapshot(stream.name, track, frame.image, "entered", frame.at,
-                                      track.box, track.score)  # fmt: skip
+            # Its best sighting is the one that confirmed it: that JPEG is the entered one.
+            jpeg = rendered.get(track.object_id, (0.0, None))[1] or self._render(
+                stream.name, track, frame.image
+            )
+            snapshot = (
+                None if jpeg is None
+                else self._snapshots.save(stream.name, track.object_id, "entered", jpeg, frame.at)
+            )  # fmt: skip
             self._publish(ObjectEntered(
                 at=frame.at, stream=stream.name, object_id=track.object_id, label=track.label,
                 score=round(track.score, 4), box=_rounded(track.box.as_tuple()),
                 zones=tuple(track.zones), snapshot=snapshot,
             ))  # fmt: skip
-        for track, image in left:
-            self._leave(stream, track, image)
+        for track, jpeg in left:
+            self._leave(stream, track, jpeg)
 
-    def _leave(self, stream: _Stream, track: Track, image: Image | None) -> None:
+    def _leave(self, stream: _Stream, track: Track, jpeg: bytes | None) -> None:
         snapshot = None
-        if image is not None:
-            snapshot = self._snapshot(stream.name, track, image, "best", track.best_at,
-                                      track.best_box, track.best_score)  # fmt: skip
+        if jpeg is not None:
+            snapshot = self._snapshots.save(stream.name, track.object_id, "best", jpeg,
+                                            track.best_at)  # fmt: skip
         self._publish(ObjectLeft(
             stream=stream.name, object_id=track.object_id, label=track.label,
             score=round(track.best_score, 4), box=_rounded(track.best_box.as_tuple()),
@@ -368,15 +382,14 @@ class DetectionService:
             snapshot=snapshot,
         ))  # fmt: skip
 
-    def _snapshot(self, stream: str, track: Track, image: Image, kind: str, at: datetime,
-                  box: Any, score: float) -> str | None:  # fmt: skip
+    def _render(self, stream: str, track: Track, image: Image) -> bytes | None:
+        """The JPEG of `image` with the track's best box drawn (None if it cannot be made)."""
         try:
-            jpeg = render_snapshot(image, box, track.label, score,
+            return render_snapshot(image, track.best_box, track.label, track.best_score,
                                    quality=self._config.snapshot_quality)  # fmt: skip
         except ValueError:
             logger.exception("%s: snapshot of %s not rendered", stream, track.object_id)
             return None
-        return self._snapshots.save(stream, track.object_id, kind, jpeg, at)  # type: ignore[arg-type]
 
     # -- ageing, state ---------------------------------------------------------------------
 
@@ -387,11 +400,11 @@ class DetectionService:
             now = datetime.now(UTC)
             for stream in streams:
                 with stream.lock:
-                    left = [(t, stream.best_images.pop(t.object_id, None))
+                    left = [(t, stream.best.pop(t.object_id, (0.0, b""))[1] or None)
                             for t in stream.tracker.expire(now)]  # fmt: skip
-                for track, image in left:
+                for track, jpeg in left:
                     try:
-                        self._leave(stream, track, image)
+                        self._leave(stream, track, jpeg)
                     except Exception:
                         logger.exception("%s: ending a track failed", stream.name)
 
