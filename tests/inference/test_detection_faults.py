@@ -61,6 +61,8 @@ async def test_a_slow_detector_skips_frames_and_recording_has_no_gap(
         await until(lambda: closed.at_least(["one", "two"], 4), 60, "recording did not go on")
         async with httpx.AsyncClient(base_url=vigil.api.url, timeout=30) as client:
             for name in ("one", "two"):
+                summary = (await client.get(f"/api/v1/streams/{name}")).json()["detection"]
+                assert summary["state"] == "running" and summary["mode"] == "all", summary
                 latest = (await client.get(f"/api/v1/streams/{name}/detections/latest")).json()
                 assert latest["state"] == "running", latest
                 assert latest["frames"] >= 1, latest  # it does detect, slowly
@@ -110,6 +112,8 @@ async def test_a_missing_or_broken_model_is_reported_and_recording_goes_on(
 
             # Detection settings change through the API without restarting the stream.
             before = (await client.get("/api/v1/streams/corrupt")).json()
+            assert before["detection"]["state"] == "failed", before
+            assert str(garbage) in before["detection"]["reason"]
             answer = await client.patch("/api/v1/streams/corrupt",
                                         json={"detect": {"enabled": False}})  # fmt: skip
             assert answer.status_code == 200, answer.text
@@ -121,6 +125,7 @@ async def test_a_missing_or_broken_model_is_reported_and_recording_goes_on(
 
             await until_async(detection_off, 30, "detection stayed on")
             after = (await client.get("/api/v1/streams/corrupt")).json()
+            assert after["detection"] is None, after
             assert (after["since"], after["transitions"]) == (before["since"],
                                                                before["transitions"])  # fmt: skip
             # A misspelt label or an unknown model is refused, naming the problem.

@@ -74,11 +74,24 @@ class StreamSettings(BaseModel):
     )
 
 
+class DetectionSummary(BaseModel):
+    """A detected stream's detection at a glance (the details: `…/detections/latest`)."""
+
+    state: str = Field(description="starting, running or failed.")
+    reason: str
+    mode: str | None = Field(default=None, description="What is decoded: keyframes or all.")
+    processed_fps: float = Field(default=0.0, description="Frames looked at per second.")
+    skipped_fps: float = Field(default=0.0, description="Frames due but skipped (busy) per s.")
+
+
 class StreamView(StreamState):
     """A stream: configuration, where it comes from, and live state."""
 
     origin: str = Field(description="file, api (added through the API) or file+api (changed).")
     config: StreamSettings
+    detection: DetectionSummary | None = Field(
+        default=None, description="Object detection's state; null when it is off."
+    )
 
 
 class StreamChanges(BaseModel):
@@ -142,7 +155,16 @@ def _stream_view(services: ApiServices, configured: ConfiguredStream) -> StreamV
         enabled=config.enabled, segment_seconds=config.segment_seconds,
         retain_days=config.retain_days, detect=config.detect.model_dump(mode="json"),
     )  # fmt: skip
-    return StreamView(**live, origin=configured.origin.value, config=settings)
+    latest = services.detection.latest(config.name) if services.detection is not None else None
+    detection = None
+    if latest is not None:
+        detection = DetectionSummary(
+            state=str(latest.get("state", "")), reason=str(latest.get("reason", "")),
+            mode=latest.get("mode"), processed_fps=float(latest.get("processed_fps") or 0),
+            skipped_fps=float(latest.get("skipped_fps") or 0),
+        )  # fmt: skip
+    return StreamView(**live, origin=configured.origin.value, config=settings,
+                      detection=detection)  # fmt: skip
 
 
 def _desired(services: ApiServices) -> DesiredState:
