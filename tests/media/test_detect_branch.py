@@ -93,6 +93,27 @@ def test_a_rate_above_the_keyframe_rate_decodes_every_frame() -> None:
     assert branch.mode == "all"
 
 
+def test_a_running_branch_takes_a_new_rate_and_mode() -> None:
+    frames = Frames()
+    with camera(gop=25) as relay:
+        branch = DetectBranch("cam", relay, fps=1, decode="auto", decoder="auto",
+                              frame_width=640, on_frame=frames, on_error=print)  # fmt: skip
+        branch.start()
+        try:
+            deadline = time.monotonic() + 60
+            while frames.count() < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert branch.mode == "keyframes"
+            branch.configure(fps=5, decode="all")
+            assert branch.mode == "all"
+            before = frames.count()
+            while frames.count() < before + 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            branch.stop()
+    assert frames.count() >= before + 10, "no frames after the change"
+
+
 def test_forced_modes_are_kept() -> None:
     with camera(gop=10) as relay:  # 2.5 keyframes a second
         keyframes = run_branch(relay, fps=5, decode="keyframes", until_frames=5)

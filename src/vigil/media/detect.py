@@ -197,7 +197,7 @@ class DetectBranch:
             # Slice threads add no delay; frame threads would hold a keyframe-only stream's
             # frames back by one keyframe interval per thread.
             decoder.set_property("thread-type", 2)
-        rate = gst.make("videorate", max_rate=max(1, round(self.fps)), drop_only=True)
+        rate = gst.make("videorate", "rate", max_rate=max(1, round(self.fps)), drop_only=True)
         scale = gst.make("videoscale")
         scaled = gst.make(
             "capsfilter",
@@ -261,9 +261,7 @@ class DetectBranch:
             pipeline = self._pipeline
         if pipeline is None:
             return
-        for element in pipeline.iterate_elements():
-            if element.get_factory() and element.get_factory().get_name() == "videorate":
-                element.set_property("max-rate", max(1, round(fps)))
+        pipeline.get_by_name("rate").set_property("max-rate", max(1, round(fps)))
         if decode == "all":
             self._set_keyframes_only(False, at_keyframe=False)
 

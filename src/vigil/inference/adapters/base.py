@@ -173,6 +173,19 @@ class Adapter(ABC):
     batch_size: int | None  # fixed batch dimension of the model's input, None when symbolic
     num_classes: int | None  # None when the model's outputs do not declare it
 
+    _dtype: type[np.generic]  # the input's element type
+
+    def _bind_input(
+        self, inputs: Sequence[TensorInfo], *, layout: str, input_size: int | None
+    ) -> None:
+        """Take the model's one image input (`image_input`) as this adapter's: its name, size
+        (`input_size` or the family's default where symbolic), batch dimension and type."""
+        image = image_input(
+            self.family, inputs, layout=layout, default_size=input_size or self.default_size
+        )
+        self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
+        self.input_width, self.input_height = image.width, image.height
+
     @abstractmethod
     def preprocess(self, image: Image) -> tuple[Tensor, Placement]:
         """The model's input for one BGR image (with a batch dimension of 1), and how the

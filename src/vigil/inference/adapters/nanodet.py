@@ -14,7 +14,6 @@ from vigil.inference.adapters.base import (
     Tensor,
     TensorInfo,
     fixed,
-    image_input,
     mismatch,
     resize,
     to_detections,
@@ -67,11 +66,7 @@ class NanoDetAdapter(Adapter):
         *,
         input_size: int | None = None,
     ) -> None:
-        image = image_input(
-            self.family, inputs, layout="NCHW", default_size=input_size or self.default_size
-        )
-        self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
-        self.input_width, self.input_height = image.width, image.height
+        self._bind_input(inputs, layout="NCHW", input_size=input_size)
         expected = (
             "per stride two outputs with the same cell count N: class scores [1, N, C] and "
             f"box distributions [1, N, {4 * BINS}], N fixed and matching a stride of "

@@ -15,7 +15,6 @@ from vigil.inference.adapters.base import (
     Tensor,
     TensorInfo,
     fixed,
-    image_input,
     mismatch,
     resize,
     to_detections,
@@ -55,11 +54,7 @@ class SsdAdapter(Adapter):
         *,
         input_size: int | None = None,
     ) -> None:
-        image = image_input(
-            self.family, inputs, layout="NHWC", default_size=input_size or self.default_size
-        )
-        self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
-        self.input_width, self.input_height = image.width, image.height
+        self._bind_input(inputs, layout="NHWC", input_size=input_size)
         self._classes: str | None = None
         self._scores: str
         self._count: str | None = None

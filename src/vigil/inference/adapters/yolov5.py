@@ -12,7 +12,6 @@ from vigil.inference.adapters.base import (
     Tensor,
     TensorInfo,
     fixed,
-    image_input,
     mismatch,
     to_detections,
 )
@@ -35,11 +34,7 @@ class YoloV5Adapter(Adapter):
         *,
         input_size: int | None = None,
     ) -> None:
-        image = image_input(
-            self.family, inputs, layout="NCHW", default_size=input_size or self.default_size
-        )
-        self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
-        self.input_width, self.input_height = image.width, image.height
+        self._bind_input(inputs, layout="NCHW", input_size=input_size)
         expected = "one output [1, N, 5 + C] (a row per box: cx, cy, w, h, objectness, C scores)"
         output = single_rank3_output(self.family, expected, outputs)
         boxes, columns = fixed(output.shape[1]), fixed(output.shape[2])

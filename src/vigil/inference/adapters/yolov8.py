@@ -13,7 +13,6 @@ from vigil.inference.adapters.base import (
     Tensor,
     TensorInfo,
     fixed,
-    image_input,
     letterbox,
     mismatch,
     to_detections,
@@ -65,11 +64,7 @@ class YoloV8Adapter(Adapter):
         *,
         input_size: int | None = None,
     ) -> None:
-        image = image_input(
-            self.family, inputs, layout="NCHW", default_size=input_size or self.default_size
-        )
-        self.input_name, self.batch_size, self._dtype = image.name, image.batch_size, image.dtype
-        self.input_width, self.input_height = image.width, image.height
+        self._bind_input(inputs, layout="NCHW", input_size=input_size)
         expected = "one output [1, 4 + C, N] (box rows in columns: cx, cy, w, h, C class scores)"
         output = single_rank3_output(self.family, expected, outputs)
         rows, boxes = fixed(output.shape[1]), fixed(output.shape[2])
