@@ -26,7 +26,9 @@ from pathlib import Path
 from benchmarks.common import machine, write_section
 from benchmarks.detection_baseline import Baseline
 from benchmarks.detection_infer import (
+    Arithmetic,
     Timing,
+    arithmetic,
     decode_frames,
     shared,
     time_inference,
@@ -118,8 +120,12 @@ def cpu_over(pids: list[int], seconds: float) -> float:
     return sum(cpu_each(pids, seconds))
 
 
-def inference_phase(args: argparse.Namespace) -> list[Timing]:
+def inference_phase(args: argparse.Namespace) -> tuple[list[Timing], Arithmetic]:
     model, video = shared()
+    work = arithmetic(model)
+    print(f"inference: {work.gflop:.2f} GFLOP per frame in {work.convs} convolutions; this "
+          f"core's sgemm {work.core_gflops:.0f} GFLOP/s (floor {work.floor_ms:.1f} ms)",
+          flush=True)  # fmt: skip
     width, height = (int(v) for v in args.frame_size.split("x"))
     frames = decode_frames(video, width, height, count=48, every=15)
     print(f"inference: {len(frames)} frames of {video.name} at {width}x{height}", flush=True)
@@ -135,7 +141,7 @@ def inference_phase(args: argparse.Namespace) -> list[Timing]:
         print(f"  threads={threads}, onnxruntime's run alone: p50 {alone.p(0.5):.1f} ms, "
               f"p95 {alone.p(0.95):.1f} ms", flush=True)  # fmt: skip
         timings.append(replace(alone, batch=0))  # batch 0: the session alone, in the report
-    return timings
+    return timings, work
 
 
 def window_of(vigil: DetectingVigil, seconds: float) -> tuple[Counters, Counters, float]:
@@ -277,13 +283,14 @@ def main() -> None:
     load_before, started = os.getloadavg(), time.monotonic()
     busy: list[str] = []
     timings: list[Timing] = []
+    work: Arithmetic | None = None
     throughputs: list[Throughput] = []
     cpu_runs: list[CpuRun] = []
     sim_cpu = float("nan")
     with tempfile.TemporaryDirectory(prefix="vigil-bench-detection-") as tmp:
         if "inference" in args.phases:
             busy += wait_quiet(args.wait_quiet)
-            timings = inference_phase(args)
+            timings, work = inference_phase(args)
         if "throughput" in args.phases:
             busy += wait_quiet(args.wait_quiet)
             throughputs = throughput_phase(args, Path(tmp))
@@ -291,7 +298,7 @@ def main() -> None:
             busy += wait_quiet(args.wait_quiet)
             cpu_runs, sim_cpu = cpu_phase(args, Path(tmp))
     report = render(
-        args, timings, throughputs, cpu_runs, sim_cpu, machine(), sorted(set(busy)),
+        args, timings, work, throughputs, cpu_runs, sim_cpu, machine(), sorted(set(busy)),
         (load_before, os.getloadavg()), time.monotonic() - started,
     )  # fmt: skip
     print(report)

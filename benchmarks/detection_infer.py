@@ -4,8 +4,10 @@ Also what the other detection benchmarks share: the model, its labels and the te
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,3 +125,84 @@ def time_session_alone(model: Path, frames: np.ndarray, threads: int, runs: int)
         session.run(None, {name: tensors[index % len(tensors)]})
         per_run.append(1000 * (time.perf_counter() - started))
     return Timing(threads, 1, runs, per_run, float("nan"))
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """What one frame costs the model in arithmetic, against what this core can do."""
+
+    gflop: float  # per frame, convolutions only (2 x multiply-adds)
+    convs: int
+    core_gflops: float  # this core's dense FP32 rate (sgemm, one thread)
+
+    @property
+    def floor_ms(self) -> float:
+        """No FP32 run of the model on one core can be faster than this."""
+        return 1000 * self.gflop / self.core_gflops
+
+    def gflops_at(self, ms: float) -> float:
+        """The arithmetic rate a run of `ms` per frame achieves (or needs)."""
+        return self.gflop / (ms / 1000) if ms > 0 else float("nan")
+
+
+def arithmetic(model: Path) -> Arithmetic:
+    gflop, convs = model_gflop(model)
+    return Arithmetic(gflop, convs, core_gflops())
+
+
+def model_gflop(model: Path) -> tuple[float, int]:
+    """(GFLOP of one frame through the model's convolutions, how many there are): 2 x the
+    multiply-adds of each Conv, from the tensor shapes of one run in an unoptimised ONNX Runtime
+    profile (no `onnx` package needed: the product's venv has only the runtime)."""
+    import json
+    import tempfile
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-profile-") as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        spec = session.get_inputs()[0]
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
+        session.run(None, {spec.name: np.zeros(shape, np.float32)})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    flop, convs = 0.0, 0
+    for event in events:
+        args = event.get("args", {})
+        if event.get("cat") != "Node" or args.get("op_name") != "Conv":
+            continue
+        if not event.get("name", "").endswith("_kernel_time"):
+            continue
+        (out,) = args["output_type_shape"][0].values()
+        (weight,) = args["input_type_shape"][1].values()  # [C_out, C_in / group, kH, kW]
+        flop += 2.0 * float(np.prod(out)) * float(np.prod(weight[1:]))
+        convs += 1
+    return flop / 1e9, convs
+
+
+_SGEMM = """
+import time, numpy as np
+a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+b = a.T.copy()
+a @ b
+best = min(
+    (lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5)
+)
+print(2 * 2048**3 / best / 1e9)
+"""
+
+
+def core_gflops() -> float:
+    """This core's dense FP32 rate, GFLOP/s: numpy's BLAS (OpenBLAS) multiplying 2048x2048
+    matrices on one thread, best of 5 — the roofline a convolution cannot beat without doing
+    less arithmetic (Winograd, int8). Run in a child so the BLAS starts with one thread."""
+    one = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _SGEMM], capture_output=True, text=True, check=True,
+        timeout=120, env={**os.environ, **one},
+    ).stdout  # fmt: skip
+    return float(out.strip())

@@ -7,7 +7,7 @@ import argparse
 import statistics
 from typing import TYPE_CHECKING
 
-from benchmarks.detection_infer import Timing
+from benchmarks.detection_infer import Arithmetic, Timing
 
 if TYPE_CHECKING:
     from benchmarks.detection import CpuRun, Throughput
@@ -32,7 +32,9 @@ def command(args: argparse.Namespace) -> str:
     )
 
 
-def _inference(args: argparse.Namespace, timings: list[Timing]) -> list[str]:
+def _inference(
+    args: argparse.Namespace, timings: list[Timing], work: Arithmetic | None
+) -> list[str]:
     lines = [
         "### Inference time per frame",
         "",
@@ -64,6 +66,19 @@ def _inference(args: argparse.Namespace, timings: list[Timing]) -> list[str]:
             "",
             f"- p50 ≤ {TARGET_MS:g} ms per 416 px frame on one core (1 thread, batch 1): "
             f"**{single.p(0.5):.1f} ms**, {met}.",
+        ]
+    alone = next((t for t in timings if t.threads == 1 and t.batch == 0), None)
+    if work is not None and alone is not None:
+        lines += [
+            f"- What a frame costs in arithmetic: {work.gflop:.2f} GFLOP in {work.convs} "
+            "convolutions (2 x multiply-adds, from the tensor shapes of an unoptimised ONNX "
+            "Runtime profile). This core's dense FP32 rate, measured in the same run (numpy's "
+            f"OpenBLAS sgemm, 2048x2048, 1 thread, best of 5): {work.core_gflops:.0f} GFLOP/s. "
+            f"So no FP32 run of this model on one core takes less than {work.floor_ms:.1f} ms; "
+            f"ONNX Runtime's session alone runs it at {work.gflops_at(alone.p(0.5)):.0f} GFLOP/s "
+            f"({work.gflops_at(alone.p(0.5)) / work.core_gflops:.0%} of sgemm). "
+            f"{TARGET_MS:g} ms per frame needs {work.gflops_at(TARGET_MS):.0f} GFLOP/s from one "
+            f"core: {work.gflops_at(TARGET_MS) / work.core_gflops:.1f}x its sgemm rate.",
         ]
     return lines
 
@@ -101,7 +116,11 @@ def _throughput(args: argparse.Namespace, results: list[Throughput]) -> list[str
 
 
 def _cpu(
-    args: argparse.Namespace, runs: list[CpuRun], sim_cpu: float, timings: list[Timing]
+    args: argparse.Namespace,
+    runs: list[CpuRun],
+    sim_cpu: float,
+    timings: list[Timing],
+    work: Arithmetic | None,
 ) -> list[str]:
     width, height = args.cpu_size.split("x")
     lines = [
@@ -174,12 +193,36 @@ def _cpu(
             f"1, times the frames detected per stream): ~{share:.2f} % of a core per stream, on "
             "either side; the rest is decoding, scaling and moving frames."
         )
+    keyframes = next((r for r in runs if r.side == "keyframes"), None)
+    if base is not None and keyframes is not None and base.detector_cpu == base.detector_cpu:
+        verdicts.append(_break_even(base, keyframes, off, work))
     return [*lines, "", *verdicts]
+
+
+def _break_even(base: CpuRun, vigil: CpuRun, off: float, work: Arithmetic | None) -> str:
+    """The inference cost per frame below which Vigil's side is TARGET_RATIO x cheaper: with
+    the same detector on both sides, (rest_base + i) / (rest + i) >= r  <=>  i <= (rest_base -
+    r * rest) / (r - 1), i = ms per frame / 10 x frames/s per stream (% of a core)."""
+    per_frame = base.detector_cpu / base.detected_fps
+    rest_base = (base.cpu - base.detector_cpu) / base.streams
+    rest = (vigil.cpu - off) / vigil.streams - per_frame * vigil.detected_fps / vigil.streams
+    rate = vigil.detected_fps / vigil.streams
+    limit_ms = 10 * (rest_base - TARGET_RATIO * rest) / (TARGET_RATIO - 1) / rate
+    floor = (
+        f"; this model's FP32 floor on this core is {work.floor_ms:.0f} ms (above)"
+        if work is not None else ""
+    )  # fmt: skip
+    return (
+        f"- Break-even: with the same detector on both sides, `decode: keyframes` is "
+        f"{TARGET_RATIO:g}x cheaper once inference costs at most **{limit_ms:.0f} ms of CPU per "
+        f"frame** at {rate:.2f} frame/s per stream (it costs {per_frame * 10:.0f} ms here{floor})."
+    )
 
 
 def render(
     args: argparse.Namespace,
     timings: list[Timing],
+    work: Arithmetic | None,
     throughputs: list[Throughput],
     cpu_runs: list[CpuRun],
     sim_cpu: float,
@@ -200,9 +243,9 @@ def render(
         lines += ["", "Other work was running during the run (figures skewed): "
                   + "; ".join(f"`{b}`" for b in busy[:5])]  # fmt: skip
     if timings:
-        lines += ["", *_inference(args, timings)]
+        lines += ["", *_inference(args, timings, work)]
     if throughputs:
         lines += ["", *_throughput(args, throughputs)]
     if cpu_runs:
-        lines += ["", *_cpu(args, cpu_runs, sim_cpu, timings)]
+        lines += ["", *_cpu(args, cpu_runs, sim_cpu, timings, work)]
     return "\n".join(lines)
