@@ -63,7 +63,10 @@ def _config(base: Path) -> str:
         f"{{name: ops, role: operator, sha256: {hash_token(OPERATOR_TOKEN)}}}]}}\n"
         "streams:\n"
         f'  - {{name: ball, source: "{camera}"}}\n'
-        f'  - {{name: bars, source: "test://smpte?size=160x120&fps=5", record: false}}\n'
+        f'  - {{name: bars, source: "test://smpte?size=160x120&fps=5", record: false,\n'
+        "      detect: {enabled: true, fps: 1, zones: [\n"
+        "        {name: door, polygon: [[0.1, 0.5], [0.4, 0.5], [0.4, 0.95], [0.1, 0.95]]},\n"
+        "        {name: road, mode: exclude, polygon: [[0.5, 0.1], [0.9, 0.1], [0.9, 0.4]]}]}}\n"
         f'  - {{name: spare, source: "test://ball?size=160x120&fps=5", enabled: false}}\n'
     )
 

@@ -259,3 +259,106 @@ def test_the_timeline_and_link_logic(vigil: Served, browser: webdriver.Chrome) -
         {"urls": "stun:stun.example:3478"},
         {"urls": "turn:turn.example:3478?transport=udp", "username": 'a"b', "credential": "p,w;d"},
     ]
+
+
+# Answers `…/detections/latest` from `window.__latest` (the real one is tested in
+# tests/api/test_detection_events.py; here the page's drawing of it is).
+FAKE_LATEST = """
+window.__latest = arguments[0];
+if (!window.__realFetch) {
+  window.__realFetch = window.fetch;
+  window.fetch = (url, options) => String(url).includes("/detections/latest")
+    ? Promise.resolve(new Response(JSON.stringify(window.__latest),
+        {status: 200, headers: {"Content-Type": "application/json"}}))
+    : window.__realFetch(url, options);
+}
+"""
+
+# Where an element is, as fractions of the picture (the overlay laid over the video).
+PLACE = """
+const layer = document.querySelector(".detections").getBoundingClientRect();
+const box = arguments[0].getBoundingClientRect();
+return {left: (box.left - layer.left) / layer.width, top: (box.top - layer.top) / layer.height,
+        width: box.width / layer.width, height: box.height / layer.height,
+        aspect: layer.width / layer.height};
+"""
+
+
+def test_the_stream_page_draws_what_the_detector_sees(
+    vigil: Served, browser: webdriver.Chrome
+) -> None:
+    """`bars` detects with two zones and no model installed: its page says why detection
+    failed and draws the zones over the picture itself (4:3 inside a 16:9 frame); boxes of
+    the detector's latest frame are drawn where they are, and taken away when no newer frame
+    comes."""
+    _open(browser, vigil, "#/stream/bars")
+    summary = until(lambda: browser.find_element(By.CSS_SELECTOR, ".detect-summary"), 15,
+                    "the stream page shows no detection line")  # fmt: skip
+    until(lambda: "vigil models install" in summary.text, 20,
+          "the page does not say why detection failed")  # fmt: skip
+    assert summary.text.startswith("Detection failed: model 'nanodet' is not installed")
+    zones = {z.get_attribute("data-zone"): z.get_attribute("class")
+             for z in browser.find_elements(By.CSS_SELECTOR, ".detections polygon")}  # fmt: skip
+    assert zones == {"door": "zone zone-include", "road": "zone zone-exclude"}
+    layer = browser.find_element(By.CSS_SELECTOR, ".detections")
+    until(lambda: abs(browser.execute_script(PLACE, layer)["aspect"] - 4 / 3) < 0.03, 20,
+          "the overlay is not laid over the 4:3 picture")  # fmt: skip
+    door = browser.find_element(By.CSS_SELECTOR, '.detections polygon[data-zone="door"]')
+    place = browser.execute_script(PLACE, door)
+    assert abs(place["left"] - 0.1) < 0.02 and abs(place["top"] - 0.5) < 0.02, place
+
+    latest = {
+        "stream": "bars", "state": "running", "reason": "", "fps": 1,
+        "at": "2026-11-24T22:00:00+00:00",
+        "detections": [
+            {"label": "person", "score": 0.8249, "box": [0.2, 0.3, 0.35, 0.9],
+             "object_id": "a3f9c0de12345678", "zones": ["door"]},
+            {"label": "car", "score": 0.51, "box": [0.6, 0.0, 0.95, 0.3], "object_id": None,
+             "zones": []},
+        ],
+    }  # fmt: skip
+    browser.execute_script(FAKE_LATEST, latest)
+    boxes = until(lambda: browser.find_elements(By.CSS_SELECTOR, ".detections .box"), 10,
+                  "no box drawn")  # fmt: skip
+    assert [b.text for b in boxes] == ["person 82 % #a3f9", "car 51 %"]
+    assert summary.text == "Detection running · 1 person, 1 car"
+    person = browser.execute_script(PLACE, boxes[0])
+    expected = {"left": 0.2, "top": 0.3, "width": 0.15, "height": 0.6}
+    assert all(abs(person[k] - v) < 0.02 for k, v in expected.items()), person
+    assert "label-inside" in boxes[1].get_attribute("class")  # at the top: caption inside
+    screenshot(browser, "detections")
+
+    # The same frame again and again (the detector stopped sending): the boxes go.
+    until(lambda: not browser.find_elements(By.CSS_SELECTOR, ".detections .box"), 15,
+          "boxes of a frame that is no longer fresh stay up")  # fmt: skip
+    # Turned off: no overlay, and it stays off on the next visit.
+    browser.find_element(By.CSS_SELECTOR, "#show-detections").click()
+    assert not layer.is_displayed()
+    _open(browser, vigil, "#/stream/bars")
+    toggle = until(lambda: browser.find_element(By.CSS_SELECTOR, "#show-detections"), 15)
+    assert not toggle.is_selected()
+    browser.execute_script("localStorage.removeItem('vigil.showDetections')")
+    assert console_errors(browser, _allowed(vigil)) == []
+
+
+def test_the_detection_overlay_logic(vigil: Served, browser: webdriver.Chrome) -> None:
+    """The pure functions behind the overlay, run by the browser that uses them."""
+    _open(browser, vigil)
+    result = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import("/ui/detections.js").then((d) => done({
+          pillar: d.containedRect(1600, 900, 160, 120),
+          letter: d.containedRect(400, 400, 1920, 1080),
+          unknown: d.containedRect(400, 300, 0, 0),
+          stale: [d.staleAfterMs(0.2), d.staleAfterMs(1), d.staleAfterMs(5)],
+          off: d.summary(null),
+          idle: d.summary({state: "running", detections: []}),
+        })).catch((error) => done({error: String(error)}));
+    """)
+    assert "error" not in result, result
+    assert result["pillar"] == {"left": 0.125, "top": 0, "width": 0.75, "height": 1}
+    assert result["letter"] == {"left": 0, "top": 0.21875, "width": 1, "height": 0.5625}
+    assert result["unknown"] == {"left": 0, "top": 0, "width": 1, "height": 1}
+    assert result["stale"] == [15000, 3000, 2000]
+    assert result["off"] == "Detection is off for this stream."
+    assert result["idle"] == "Detection running · nothing in view"

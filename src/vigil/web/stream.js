@@ -3,6 +3,7 @@
 
 import { apiPath, getJson, streamPath } from "./api.js";
 import { bus, streamsFeed } from "./bus.js";
+import { DetectionOverlay } from "./detections.js";
 import { EventList } from "./events.js";
 import { dayBounds, el, localDay } from "./format.js";
 import { RecordingPlayer } from "./playback.js";
@@ -12,6 +13,7 @@ import { gapsOf, runsOf, Timeline } from "./timeline.js";
 const REFRESH_MS = 30000; // today's timeline grows: reload it this often (and on segment events)
 const SOON_MS = 3000;
 const PAGE = 1000;
+const SHOW_DETECTIONS = "vigil.showDetections"; // localStorage: "no" when turned off
 
 export class StreamView {
   constructor(main, name, params) {
@@ -26,6 +28,12 @@ export class StreamView {
     this.heading = el("h1", { tabindex: "-1", text: name });
     this.status = el("p", { class: "status", role: "status" });
     this.liveSlot = el("div", { class: "live-slot" });
+    this.overlay = null; // the detector's boxes and zones over the live picture
+    this.showDetections = el("input", { type: "checkbox", id: "show-detections",
+      checked: localStorage.getItem(SHOW_DETECTIONS) !== "no",
+      onchange: () => this.toggleDetections() });
+    this.detectControls = el("div", { class: "detect-controls", hidden: true },
+      this.showDetections, el("label", { for: "show-detections" }, "Show detections"));
 
     this.dayInput = el("input", { type: "date", id: "day", value: this.day, max: localDay(new Date()),
       onchange: () => this.dayInput.value && this.setDay(this.dayInput.value) });
@@ -46,7 +54,7 @@ export class StreamView {
       el("div", { class: "stream-layout" },
         el("div", { class: "side" },
           el("section", { class: "panel live", "aria-labelledby": "live-title" },
-            el("h2", { id: "live-title" }, "Live"), this.liveSlot),
+            el("h2", { id: "live-title" }, "Live"), this.liveSlot, this.detectControls),
           el("section", { class: "panel events", "aria-labelledby": "events-title" },
             el("h2", { id: "events-title" }, "Events"), this.events.root)),
         el("section", { class: "panel recordings", "aria-labelledby": "recordings-title" },
@@ -84,6 +92,8 @@ export class StreamView {
     this.status.className = "status";
     if (!stream) {
       this.status.textContent = "This stream is not configured (any recordings of it are below).";
+      this.overlay?.destroy();
+      this.overlay = null;
       this.tile?.destroy();
       this.tile = null;
       return;
@@ -97,6 +107,27 @@ export class StreamView {
     } else {
       this.tile.update(stream);
     }
+    this.renderDetection(stream);
+  }
+
+  /** The detector's view over the live picture, when the stream has detection on. */
+  renderDetection(stream) {
+    const detect = stream.config?.detect;
+    const enabled = Boolean(detect?.enabled);
+    this.detectControls.hidden = !enabled;
+    if (enabled && !this.overlay) {
+      this.overlay = new DetectionOverlay(this.name, this.tile.media);
+      this.detectControls.append(this.overlay.summary);
+    }
+    if (!this.overlay) return;
+    this.overlay.setZones(detect?.zones || []);
+    const wanted = enabled && this.showDetections.checked;
+    if (wanted !== Boolean(this.overlay.timer)) this.overlay.show(wanted);
+  }
+
+  toggleDetections() {
+    localStorage.setItem(SHOW_DETECTIONS, this.showDetections.checked ? "yes" : "no");
+    this.overlay?.show(this.showDetections.checked);
   }
 
   setDay(day) {
@@ -184,6 +215,7 @@ export class StreamView {
     clearTimeout(this.soonTimer);
     this.unwatch();
     this.unsubscribe();
+    this.overlay?.destroy();
     this.tile?.destroy();
     this.player.destroy();
     this.events.destroy();

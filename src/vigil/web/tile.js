@@ -30,8 +30,9 @@ export class Tile {
     const title = link
       ? el("a", { href: `#/stream/${encodeURIComponent(this.name)}`, text: this.name })
       : this.name;
+    this.media = el("div", { class: "media" }, this.video, this.image, this.overlay);
     this.root = el("article", { class: "tile", "aria-labelledby": id, dataset: { stream: this.name } },
-      el("div", { class: "media" }, this.video, this.image, this.overlay),
+      this.media,
       el("div", { class: "caption" },
         el(`h${headingLevel}`, { id, class: "name" }, title), this.stateBadge, this.fps),
       this.reason);
