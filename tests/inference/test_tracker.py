@@ -126,6 +126,31 @@ def test_two_people_crossing_at_a_low_frame_rate_stay_two_tracks() -> None:
     assert upper_track.box.centre[0] > 0.8 and lower_track.box.centre[0] < 0.2
 
 
+@pytest.mark.parametrize("interval", [0.2, 1.0])
+@pytest.mark.parametrize("leftwards_first", [True, False])
+def test_two_people_walking_through_each_other_keep_their_ids(
+    interval: float, leftwards_first: bool
+) -> None:
+    """Same label, same line, opposite ways, 0.08 of the frame per detector frame: at the
+    crossing their boxes coincide, and only where each was heading tells them apart."""
+    tracker, log = Tracker(), Log()
+    walker: dict[str, str] = {}  # object id -> "rightwards" / "leftwards"
+    for i in range(11):
+        rightwards = _seen(0.1 + i * 0.08, y=0.5)
+        leftwards = _seen(0.9 - i * 0.08, y=0.5)
+        # The detector lists them in no particular order: here it changes at the crossing.
+        before = [leftwards, rightwards] if leftwards_first else [rightwards, leftwards]
+        seen = before if i <= 5 else before[::-1]
+        update = log.add(tracker.update(seen, _at(i * interval)))
+        for track in update.entered:
+            walker[track.object_id] = "rightwards" if track.box.centre[0] < 0.5 else "leftwards"
+    assert len(log.entered) == 2 and len(tracker.tracks) == 2
+    assert all(t.hits == 11 for t in tracker.tracks)
+    ends = {walker[t.object_id]: t.box.centre[0] for t in tracker.tracks}
+    # Each id ends where its walker went (swapped ids would end on the other side).
+    assert ends == {"rightwards": pytest.approx(0.9), "leftwards": pytest.approx(0.1)}
+
+
 def test_one_frame_false_positive_never_enters() -> None:
     tracker, log = Tracker(), Log()
     log.add(tracker.update([_seen(0.5)], _at(0)))

@@ -1,10 +1,16 @@
 """The tracker: turns a stream's detections, frame after frame, into objects that enter and leave,
 so one person walking past is one event rather than hundreds of detections.
 
-Deliberately simple (no motion model, no appearance features): detection rates here are a few
-frames per second, objects are few, and the events only need "one real object = one track".
+Deliberately simple (a constant-velocity guess, no appearance features): detection rates here
+are a few frames per second, objects are few, and the events only need "one real object = one
+track".
 
-Association, per label (a person is never matched with a car):
+Each track keeps a velocity (its centre's movement per second, smoothed over its last matches)
+and is matched where it should be by now: its last box moved by velocity x time since seen.
+Without that, two people of the same label walking through each other have, just after the
+crossing, the same last box and two detections equally close to it, and may swap ids.
+
+Association, per label (a person is never matched with a car), against the predicted boxes:
 
 1. greedy by IoU: pairs with IoU >= `iou_threshold`, best first;
 2. then, for tracks and detections still unmatched, greedy by centre distance, nearest first. A
@@ -35,6 +41,8 @@ from datetime import datetime
 
 from vigil.inference.types import Box, Detection
 
+VELOCITY_WEIGHT = 0.5  # of the newest movement in a track's smoothed velocity
+
 
 @dataclass(slots=True)
 class Track:
@@ -54,6 +62,17 @@ class Track:
     zones: list[str] = field(default_factory=list)
     hits: int = 1
     confirmed: bool = False
+    velocity: tuple[float, float] = (0.0, 0.0)  # centre movement per second, smoothed
+
+    def predicted(self, at: datetime, horizon_s: float) -> Box:
+        """Where its box should be at `at`: moved by its velocity for the time since it was
+        last seen (at most `horizon_s`), clipped to the frame."""
+        gap = min(max((at - self.last_seen).total_seconds(), 0.0), horizon_s)
+        dx, dy = self.velocity[0] * gap, self.velocity[1] * gap
+        if dx == 0.0 and dy == 0.0:
+            return self.box
+        box = self.box
+        return Box.clipped(box.x1 + dx, box.y1 + dy, box.x2 + dx, box.y2 + dy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +188,16 @@ class Tracker:
         matches: list[tuple[Track, int]] = []
         for label in dict.fromkeys(d.label for d, _ in detections):
             tracks = [t for t in self._tracks if t.label == label]
+            guesses = [t.predicted(at, self._max_age_s) for t in tracks]
             indices = [i for i, (d, _) in enumerate(detections) if d.label == label]
             boxes = [detections[i][0].box for i in indices]
             free_tracks = set(range(len(tracks)))
             free_pairs = set(range(len(indices)))
 
             by_iou: list[tuple[float, int, int]] = []
-            for ti, track in enumerate(tracks):
+            for ti, guess in enumerate(guesses):
                 for pi, box in enumerate(boxes):
-                    iou = track.box.iou(box)
+                    iou = guess.iou(box)
                     if iou >= self._iou_threshold:
                         by_iou.append((-iou, ti, pi))
             by_iou.sort()
@@ -193,7 +213,7 @@ class Tracker:
                 gap = max((at - track.last_seen).total_seconds(), 0.0)
                 allowed = self._max_distance * max(1.0, gap)
                 for pi in free_pairs:
-                    distance = math.dist(track.box.centre, boxes[pi].centre)
+                    distance = math.dist(guesses[ti].centre, boxes[pi].centre)
                     if distance <= allowed:
                         by_distance.append((distance, ti, pi))
             by_distance.sort()
@@ -222,6 +242,17 @@ class Tracker:
 
     @staticmethod
     def _observe(track: Track, detection: Detection, zones: tuple[str, ...], at: datetime) -> None:
+        gap = (at - track.last_seen).total_seconds()
+        if gap > 0.0:
+            (x0, y0), (x1, y1) = track.box.centre, detection.box.centre
+            now = ((x1 - x0) / gap, (y1 - y0) / gap)
+            old = track.velocity
+            # The first match sets it; later ones are averaged in, so one jittery box (NMS
+            # picking a slightly different outline) does not throw the guess far off.
+            track.velocity = now if track.hits == 1 else (
+                VELOCITY_WEIGHT * now[0] + (1 - VELOCITY_WEIGHT) * old[0],
+                VELOCITY_WEIGHT * now[1] + (1 - VELOCITY_WEIGHT) * old[1],
+            )  # fmt: skip
         track.last_seen = at
         track.box = detection.box
         track.score = detection.score
