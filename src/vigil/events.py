@@ -174,10 +174,12 @@ class ObjectEntered(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ObjectLeft(Event):
-    """A tracked object was not seen for the tracker's maximum age: it left (or hid).
+    """A tracked object's track ended: `reason` "left" when it was not seen for the tracker's
+    maximum age (it left, or hid); "stopped" when detection stopped while it was still tracked
+    (detection turned off, the stream removed, its model changed, Vigil stopping).
 
     `score`, `box` and `snapshot` are from the frame it was seen best in; `first_seen` and
-    `last_seen` bound the recording that shows it."""
+    `last_seen` (when it was last seen, whatever the reason) bound the recording that shows it."""
 
     stream: str
     object_id: str
@@ -188,6 +190,7 @@ class ObjectLeft(Event):
     last_seen: datetime
     zones: tuple[str, ...] = ()
     snapshot: str | None = None
+    reason: str = "left"  # "left" or "stopped"
 
 
 @dataclass(frozen=True, kw_only=True)

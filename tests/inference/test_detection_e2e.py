@@ -136,6 +136,7 @@ async def test_an_object_that_left_has_a_clip_that_plays(scene: Scene) -> None:
     first = datetime.fromisoformat(event["first_seen"])
     last = datetime.fromisoformat(event["last_seen"])
     assert first <= last and _inside(event["box"])
+    assert event["reason"] == "left"  # not seen for the tracker's max age (not "stopped")
     assert event["snapshot_url"].endswith("/snapshot.jpg")
     answer = await scene.client.get(event["snapshot_url"])
     assert answer.status_code == 200 and answer.content[:2] == b"\xff\xd8"

@@ -115,6 +115,9 @@ class EventKeeper:
         self._clock = clock
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # The hold being written: `stop` lets it finish rather than cancel it (a write still
+        # queued behind others on the DB writer would be dropped, and its event with it).
+        self._keeping: asyncio.Task[None] | None = None
         self._last: dict[str, HoldWindow] = {}
         self._lost_reported = 0
 
@@ -129,7 +132,8 @@ class EventKeeper:
             self._tasks.append(loop.create_task(self._prune_loop(), name="snapshot-pruner"))
 
     async def stop(self) -> None:
-        """Stop, after holding the objects whose events already arrived (idempotent)."""
+        """Stop, after holding the objects whose events already arrived, the one being held
+        included (idempotent)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -138,6 +142,9 @@ class EventKeeper:
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 logger.error("event keeper stopped on an error", exc_info=task.exception())
+        keeping, self._keeping = self._keeping, None
+        if keeping is not None:
+            await keeping
         subscription, self._subscription = self._subscription, None
         if subscription is None:
             return
@@ -178,9 +185,12 @@ class EventKeeper:
 
     async def _hold_objects(self) -> None:
         assert self._subscription is not None
+        loop = asyncio.get_running_loop()
         async for event in self._subscription:
             self._report_lost()
-            await self._keep_logged(event)
+            self._keeping = loop.create_task(self._keep_logged(event), name="event-keeper-hold")
+            await asyncio.shield(self._keeping)
+            self._keeping = None
 
     async def _keep_logged(self, event: Event) -> None:
         if not isinstance(event, ObjectLeft):

@@ -8,6 +8,10 @@ bus with `publish_threadsafe`. A tick thread ends tracks of streams that stopped
 frames (a still scene, a camera that went away). Nothing here can hold up recording: the
 branch feeding it is leaky, and every hand-over here drops rather than waits.
 
+When a stream's detection stops (turned off, stream removed, model changed, `close`), every
+object it still tracks ends with an `object.left` whose reason is "stopped": its recording is
+held and its clip has an end like any other object's.
+
 A model that fails to load fails detection for the streams using it, with a reason (logged,
 `detection.state` event, `GET …/detections/latest`); their recording goes on.
 """
@@ -53,6 +57,8 @@ TICK_S = 1.0
 RATE_SLACK = 0.9
 # An object's best snapshot is redrawn when its best score rises by at least this much.
 BEST_STEP = 0.02
+# `Tracker.expire` at this time ends every track: how a stopping stream ends its objects.
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 
 
 class Branch(Protocol):
@@ -104,6 +110,10 @@ class _Stream:
     # is ~50 KB where the frame itself would be ~900 KB, for as long as the object is in view.
     best: dict[str, tuple[float, bytes]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while a detection result is handled (entered events published), so ending the
+    # stream's tracks waits for it: an object's `object.left` never precedes its entered.
+    results: threading.Lock = field(default_factory=threading.Lock)
+    ended: bool = False  # its tracks were ended (detection stopped): results are ignored
 
 
 def _filter_of(settings: StreamDetectConfig) -> DetectionFilter:
@@ -210,21 +220,43 @@ class DetectionService:
         self._scheduler.forget(name)
         if stream.branch is not None:
             stream.branch.stop()
+        self._end_tracks(stream)
         self._publish(DetectionStateChanged(stream=name, state="off", reason="detection off"))
 
     def close(self) -> None:
-        """Stop every stream's detection and the workers (no `object.left` is invented for
-        objects still in view: they did not leave)."""
+        """Stop every stream's detection and the workers. Each object still tracked ends with
+        an `object.left` (reason "stopped", `last_seen` when it was last seen, its best
+        snapshot saved), published before this returns: the caller lets the event keeper and
+        the event history take them before the database closes."""
         self._closing.set()
         with self._lock:
-            names = list(self._streams)
-        for name in names:
-            with self._lock:
-                stream = self._streams.pop(name, None)
-            if stream is not None and stream.branch is not None:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            if stream.branch is not None:
                 stream.branch.stop()
         self._scheduler.close(10.0)
         self._ticker.join(5.0)
+        for stream in streams:
+            self._end_tracks(stream)
+
+    def _end_tracks(self, stream: _Stream) -> None:
+        """End every object `stream` still tracks, with an `object.left` whose reason is
+        "stopped"; results of frames still in flight are ignored from now on."""
+        with stream.results, stream.lock:
+            stream.ended = True
+            left = [(t, stream.best.pop(t.object_id, (0.0, b""))[1] or None)
+                    for t in stream.tracker.expire(_END_OF_TIME)]  # fmt: skip
+            stream.best.clear()
+        for track, jpeg in left:
+            try:
+                self._leave(stream, track, jpeg, reason="stopped")
+            except Exception:
+                logger.exception("%s: ending the track of %s failed", stream.name,
+                                 track.object_id)  # fmt: skip
+        if left:
+            logger.info("%s: detection stopped with %d object(s) in view: ended", stream.name,
+                        len(left))  # fmt: skip
 
     # -- models ----------------------------------------------------------------------------
 
@@ -314,7 +346,9 @@ class DetectionService:
             if stream is None or self._closing.is_set():
                 continue
             try:
-                self._after_detection(stream, job, detections)
+                with stream.results:
+                    if not stream.ended:
+                        self._after_detection(stream, job, detections)
             except Exception:
                 logger.exception("%s: handling detections failed", stream.name)
 
@@ -370,7 +404,10 @@ class DetectionService:
         for track, jpeg in left:
             self._leave(stream, track, jpeg)
 
-    def _leave(self, stream: _Stream, track: Track, jpeg: bytes | None) -> None:
+    def _leave(
+        self, stream: _Stream, track: Track, jpeg: bytes | None,
+        reason: str = "left",
+    ) -> None:  # fmt: skip
         snapshot = None
         if jpeg is not None:
             snapshot = self._snapshots.save(stream.name, track.object_id, "best", jpeg,
@@ -379,7 +416,7 @@ class DetectionService:
             stream=stream.name, object_id=track.object_id, label=track.label,
             score=round(track.best_score, 4), box=_rounded(track.best_box.as_tuple()),
             first_seen=track.first_seen, last_seen=track.last_seen, zones=tuple(track.zones),
-            snapshot=snapshot,
+            snapshot=snapshot, reason=reason,
         ))  # fmt: skip
 
     def _render(self, stream: str, track: Track, image: Image) -> bytes | None:
