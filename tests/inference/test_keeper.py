@@ -1,5 +1,5 @@
 """The event keeper against real SQLite and a one-thread DB writer like Vigil's: a hold being
-written when the keeper stops is still written."""
+written when the keeper stops is still written, and expired holds are deleted on its timer."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ async def test_a_hold_queued_behind_a_busy_writer_is_written_when_the_keeper_sto
     keeper = EventKeeper(bus, holds, writer, keep_days=1, clock=lambda: NOW)
     try:
         keeper.start()
+        await until(lambda: writer.submitted >= 1, 10)  # the expired holds' first deletion
         # The writer is busy (Vigil's stop: segments closing, events stored) ...
         blocker = asyncio.get_running_loop().run_in_executor(writer.executor, busy.wait)
         submitted = writer.submitted
@@ -73,5 +74,25 @@ async def test_a_hold_queued_behind_a_busy_writer_is_written_when_the_keeper_sto
         assert [h.reason for h in holds.list()] == ["object person 1"]
     finally:
         busy.set()
+        await keeper.stop()
+        writer.executor.shutdown(wait=True)
+
+
+async def test_the_keeper_deletes_expired_holds_on_its_timer(db: Database) -> None:
+    holds = HoldStore(db)
+    now = [NOW]
+    holds.add(stream="gate", start=NOW - timedelta(days=3), end=NOW - timedelta(days=2),
+              until=NOW - timedelta(minutes=1), reason="expired")  # fmt: skip
+    holds.add(stream=None, start=NOW, end=NOW + timedelta(hours=1),
+              until=NOW + timedelta(days=2), reason="incident")  # fmt: skip
+    writer = Writer()
+    keeper = EventKeeper(EventBus(), holds, writer, keep_days=1, prune_interval_s=0.05,
+                         clock=lambda: now[0])  # fmt: skip
+    try:
+        keeper.start()
+        await until(lambda: [h.reason for h in holds.list()] == ["incident"], 10)
+        now[0] = NOW + timedelta(days=3)  # the incident's hold expires in turn
+        await until(lambda: holds.list() == [], 10)
+    finally:
         await keeper.stop()
         writer.executor.shutdown(wait=True)

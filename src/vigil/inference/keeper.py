@@ -4,8 +4,10 @@ long its snapshots stay.
 `EventKeeper` listens on the bus for `ObjectLeft` (the event that knows when an object was
 first and last seen) and adds a hold over ``[first_seen - pre, last_seen + post]`` lasting
 `keep_days` from now, through the DB-writer thread, so the clip an event links to outlives the
-stream's normal retention. It also prunes the snapshot store's old day directories on a timer.
-The window arithmetic is `hold_window`, a pure function.
+stream's normal retention. On a timer (at start, then hourly) it deletes the holds that have
+expired (every hold past its `until`, one per object stretch would otherwise pile up for ever)
+and prunes the snapshot store's old day directories. The window arithmetic is `hold_window`, a
+pure function.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def prune_snapshots(store: SnapshotStore, retention_days: float, *, now: datetim
 
 
 class EventKeeper:
-    """Holds the recording of every object that left; prunes old snapshots on a timer.
+    """Holds the recording of every object that left; deletes expired holds and prunes old
+    snapshots on a timer.
 
     `keep_days` (a number, or a function of the stream's name) says how long a hold lasts; 0
     adds none. `snapshot_retention_days` 0, or no `snapshots`, prunes nothing.
@@ -122,14 +125,14 @@ class EventKeeper:
         self._lost_reported = 0
 
     def start(self) -> None:
-        """Keep every object that leaves from now on; prune snapshots now and then (idempotent)."""
+        """Keep every object that leaves from now on; delete expired holds and prune snapshots
+        now and then (idempotent)."""
         if self._tasks:
             return
         self._subscription = self._bus.subscribe(_is_object_left, maxsize=QUEUE_SIZE)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._hold_objects(), name="event-keeper"))
-        if self._snapshots is not None and self._snapshot_retention_days > 0:
-            self._tasks.append(loop.create_task(self._prune_loop(), name="snapshot-pruner"))
+        self._tasks.append(loop.create_task(self._prune_loop(), name="event-keeper-pruner"))
 
     async def stop(self) -> None:
         """Stop, after holding the objects whose events already arrived, the one being held
@@ -170,6 +173,13 @@ class EventKeeper:
                      window.start.isoformat(), window.end.isoformat(), window.until.isoformat(),
                      window.reason)  # fmt: skip
         return row
+
+    async def prune_holds(self) -> int:
+        """Delete the holds that have expired, through the DB writer; how many went."""
+        removed = await self._write(partial(self._holds.remove_expired, self._clock()))
+        if removed:
+            logger.info("holds: removed %d that expired", removed)
+        return removed
 
     async def prune_snapshots(self) -> int:
         """Prune the snapshot store now (in a thread); how many files went."""
@@ -212,6 +222,11 @@ class EventKeeper:
 
     async def _prune_loop(self) -> None:
         while True:
+            try:
+                await self.prune_holds()
+            except Exception:
+                logger.exception("holds: deleting expired holds failed; retrying in %.0f s",
+                                 self._prune_interval_s)  # fmt: skip
             try:
                 await self.prune_snapshots()
             except Exception:

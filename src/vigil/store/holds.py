@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
 from vigil.store.db import Database
 from vigil.store.models import Hold
@@ -77,6 +77,14 @@ class HoldStore:
             if hold is None:
                 raise HoldNotFoundError(hold_id)
             session.delete(hold)
+
+    def remove_expired(self, now: datetime) -> int:
+        """Delete the holds no longer in force at `now` (their `until` has passed; a hold
+        without one stays), in one statement; returns how many went."""
+        statement = delete(Hold).where(Hold.until_us.is_not(None), Hold.until_us <= to_us(now))
+        with self._db.begin() as session:
+            result = session.execute(statement)
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def get(self, hold_id: int) -> HoldRow | None:
         with self._db.session() as session:
