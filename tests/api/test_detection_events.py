@@ -207,6 +207,47 @@ async def test_an_object_entered_clip_is_around_the_moment_it_was_seen(
     assert await _clip(recorded, entered, tmp_path) == pytest.approx(10.0, abs=1.0)
 
 
+async def test_a_clip_asked_for_as_the_object_enters_is_longer_when_asked_again_later(
+    api: Api, tmp_path: Path, sample_files: list[Path]
+) -> None:
+    """Its range reaches past what is recorded yet: that short clip is neither kept by the
+    exporter nor cacheable by the browser; once the recording has gone on, the clip is whole
+    (and kept for the seeks that follow)."""
+    root, exports = recordings._serve_recordings(api, tmp_path)  # clips kept (the default)
+    recordings._record(api, root, sample_files[:2], [0, 4])  # recorded so far: 0-8 s
+    (entered,) = _store(api, _entered("person", 6))  # its clip: [1, 11)
+
+    early = await api.client.get(f"/api/v1/events/{entered}/clip.mp4")
+    assert early.status_code == 200, early.text
+    assert early.headers["cache-control"] == "no-store"
+    assert datetime.fromisoformat(early.headers["x-vigil-end"]) <= _at(8)
+    await recordings._until_empty(exports)  # sent and deleted, not kept
+
+    recordings._record(api, root, sample_files[2:3], [8])  # the recording went on: 8-12 s
+    later = await _clip(api, entered, tmp_path)
+    assert later == pytest.approx(10.0, abs=1.0)
+    again = await api.client.get(f"/api/v1/events/{entered}/clip.mp4")
+    assert again.headers["cache-control"] == "private, max-age=300"
+    assert datetime.fromisoformat(again.headers["x-vigil-end"]) >= _at(11)
+    assert len(list(exports.glob("export-*.mp4"))) == 1  # the whole clip, kept and reused
+
+
+async def test_a_clip_cut_short_by_a_gap_in_the_past_is_kept(
+    api: Api, tmp_path: Path, sample_files: list[Path]
+) -> None:
+    """Recording already goes on after its range: what the clip lacks is a gap, not video
+    still to come."""
+    root, exports = recordings._serve_recordings(api, tmp_path)
+    recordings._record(api, root, [*sample_files, sample_files[0]], [0, 4, 8, 22])
+    api.services.clip_padding_s = (1.0, 3.0)
+    (entered,) = _store(api, _entered("person", 10))  # [9, 13): the gap starts at 12 s
+    response = await api.client.get(f"/api/v1/events/{entered}/clip.mp4")
+    assert response.status_code == 200, response.text
+    assert datetime.fromisoformat(response.headers["x-vigil-end"]) <= _at(12)
+    assert response.headers["cache-control"] == "private, max-age=300"
+    assert len(list(exports.glob("export-*.mp4"))) == 1
+
+
 async def test_clips_of_events_without_one_or_without_video(recorded: Api) -> None:
     recorded.services.clip_padding_s = (1.0, 1.0)
     state, far = _store(

@@ -11,8 +11,12 @@ about twice its size. Refused up front when the disk lacks that plus a reserve f
 
 A finished export is kept for `KEEP_SECONDS` after its last use and handed out again for the
 same stream and range: a browser playing it asks for byte ranges again and again as the viewer
-seeks, and each would otherwise build the whole clip anew. The caller marks a clip in use with
-`export` and releases it with `release` once sent; `sweep` removes what a crash left.
+seeks, and each would otherwise build the whole clip anew. Except when the range reaches past
+what is recorded so far (an object's clip asked for as it enters, the last minutes of a live
+stream): that clip is cut short, so it is not kept (`ExportedClip.complete` is False) and is
+deleted once sent, and asked again later, it is made anew with what has been recorded since.
+The caller marks a clip in use with `export` and releases it with `release` once sent; `sweep`
+removes what a crash left.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 from typing import Protocol
 
 from vigil.recording.files import SegmentFileUnavailable, segment_file
-from vigil.store.recordings import SegmentStore
+from vigil.store.models import SegmentStatus
+from vigil.store.recordings import SegmentRow, SegmentStore
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +130,9 @@ class ExportedClip:
     skipped_s: float
     unreadable_files: int
     ended_early: str | None
+    # False when the clip stops short of the asked end and nothing is recorded after that end
+    # yet (the range reaches past what was recorded: asked again later, it will be longer).
+    complete: bool = True
 
 
 def check_export_range(start: datetime, end: datetime, max_seconds: int) -> None:
@@ -193,17 +201,22 @@ class Exporter:
                 kept.users += 1
                 return kept.clip
         clip = self._make(stream, start, end, cancelled)
-        with self._lock:
-            self._kept[(stream, start, end)] = _Kept(clip, users=1, last_used=self._clock())
+        if clip.complete:  # an incomplete one is not kept: asked again, it is made anew
+            with self._lock:
+                self._kept[(stream, start, end)] = _Kept(clip, users=1, last_used=self._clock())
         return clip
 
     def release(self, clip: ExportedClip) -> None:
         """The caller is done with `clip` (sent, or the client went away)."""
         with self._lock:
+            kept_clip = False
             for kept in self._kept.values():
                 if kept.clip is clip:
                     kept.users -= 1
                     kept.last_used = self._clock()
+                    kept_clip = True
+        if not kept_clip:
+            clip.path.unlink(missing_ok=True)
         self.expire()
 
     def expire(self) -> None:
@@ -265,6 +278,7 @@ class Exporter:
                 duration_s=clip.duration_s, size_bytes=output.stat().st_size,
                 skipped_s=clip.skipped_s, unreadable_files=clip.unreadable_files,
                 ended_early=clip.ended_early,
+                complete=self._complete(stream, rows, clip.end, end),
             )  # fmt: skip
         except ExportError:
             raise
@@ -278,6 +292,21 @@ class Exporter:
         finally:
             scratch.unlink(missing_ok=True)
             self._running.release()
+
+    def _complete(
+        self, stream: str, rows: Sequence[SegmentRow], clip_end: datetime, end: datetime
+    ) -> bool:
+        """True unless recording may still add to a clip of a range ending at `end` that
+        reaches `clip_end`: the clip reaches `end`, or a closed segment does, or the index
+        has video starting at or after `end` (what the clip lacks then is a gap, not video
+        still to come)."""
+        if clip_end >= end:
+            return True
+        if any(row.status != SegmentStatus.OPEN and row.end is not None and row.end >= end
+               for row in rows):  # fmt: skip
+            return True
+        _before, after = self._segments.nearest(stream, end, end)
+        return after is not None
 
     def _no_video(self, stream: str, start: datetime, end: datetime) -> NoVideoInRange:
         before, after = self._segments.nearest(stream, start, end)

@@ -334,7 +334,9 @@ async def export_response(
         "X-Vigil-Start": clip.first_frame.isoformat(),
         "X-Vigil-End": clip.end.isoformat(),
         "X-Vigil-Skipped-Seconds": f"{clip.skipped_s:.3f}",
-        "Cache-Control": "private, max-age=300",
+        # A clip cut short by the recording's end so far must not be reused by the browser
+        # either: asked again later, it is longer.
+        "Cache-Control": "private, max-age=300" if clip.complete else "no-store",
     }
     if clip.ended_early:
         headers["X-Vigil-Ended-Early"] = clip.ended_early
