@@ -194,6 +194,33 @@ class ObjectLeft(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObjectEnteredZone(Event):
+    """A tracked object came into one of the stream's zones (its box's foot point, for two
+    detector frames in a row; or it was first seen there). `score` and `box` are that frame's."""
+
+    stream: str
+    object_id: str
+    label: str
+    zone: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectLeftZone(Event):
+    """A tracked object went out of a zone: stood outside it for two detector frames in a row,
+    or its track ended while it was inside (then `at` is when it was last seen, and the
+    `object.left` follows)."""
+
+    stream: str
+    object_id: str
+    label: str
+    zone: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
 class DetectionStateChanged(Event):
     """A stream's detection started, stopped or failed (a model that will not load, say);
     `reason` says why in words. Recording is never affected."""
@@ -206,6 +233,8 @@ class DetectionStateChanged(Event):
 _TYPE_NAMES: dict[type[Event], str] = {
     ObjectEntered: "object.entered",
     ObjectLeft: "object.left",
+    ObjectEnteredZone: "object.zone_entered",
+    ObjectLeftZone: "object.zone_left",
     DetectionStateChanged: "detection.state",
     VolumeStateChanged: "storage.volume",
     RecordingBlocked: "recording.blocked",

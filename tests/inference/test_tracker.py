@@ -227,3 +227,39 @@ def test_object_ids_are_unique_and_short() -> None:
     update = tracker.update([_seen(0.1), _seen(0.5), _seen(0.9)], _at(0))
     ids = [t.object_id for t in update.entered]
     assert len(set(ids)) == 3 and all(len(i) == 16 for i in ids)
+
+
+def _zone_events(zones_per_frame: list[tuple[str, ...]]) -> list[tuple[int, str, str]]:
+    """(frame, "in"/"out", zone) for one person walking slowly through `zones_per_frame`."""
+    tracker, found = Tracker(), []
+    for i, zones in enumerate(zones_per_frame):
+        update = tracker.update([_seen(0.3 + i * 0.01, zones=zones)], _at(i * 0.2))
+        found += [(i, "in", zone) for _, zone in update.zones_entered]
+        found += [(i, "out", zone) for _, zone in update.zones_left]
+    return found
+
+
+def test_zone_changes_are_reported_once_they_hold_for_two_frames() -> None:
+    drive, both, porch = ("drive",), ("drive", "porch"), ("porch",)
+    frames = [drive, drive, drive, both, both, porch, porch, porch, (), ()]
+    assert _zone_events(frames) == [
+        (1, "in", "drive"),  # confirmed (second frame) standing in the drive
+        (4, "in", "porch"),  # second frame in the porch as well
+        (6, "out", "drive"),
+        (9, "out", "porch"),
+    ]
+
+
+def test_a_foot_on_a_zone_edge_does_not_flap() -> None:
+    # In and out every other frame: never two in a row, so no change counts.
+    frames = [("drive",), ("drive",), (), ("drive",), (), ("drive",), (), ("drive",)]
+    assert _zone_events(frames) == [(1, "in", "drive")]
+
+
+def test_a_track_that_leaves_is_still_inside_its_zones() -> None:
+    tracker = Tracker(max_age_s=1.0)
+    tracker.update([_seen(0.3, zones=("drive",))], _at(0))
+    tracker.update([_seen(0.31, zones=("drive",))], _at(0.2))
+    update = tracker.update([], _at(5))
+    (track,) = update.left
+    assert track.inside == ["drive"] and update.zones_left == []  # the caller says it left

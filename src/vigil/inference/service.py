@@ -29,7 +29,14 @@ from typing import Any, Protocol
 
 from vigil.config.detection import DEFAULT_MODEL, DetectionConfig, StreamDetectConfig
 from vigil.config.resolve import StreamPlan
-from vigil.events import DetectionStateChanged, Event, ObjectEntered, ObjectLeft
+from vigil.events import (
+    DetectionStateChanged,
+    Event,
+    ObjectEntered,
+    ObjectEnteredZone,
+    ObjectLeft,
+    ObjectLeftZone,
+)
 from vigil.inference.backend import Detector, ModelError
 from vigil.inference.catalogue import find_installed, model_spec
 from vigil.inference.labels import builtin_labels, builtin_names, load_labels
@@ -401,13 +408,29 @@ class DetectionService:
                 score=round(track.score, 4), box=_rounded(track.box.as_tuple()),
                 zones=tuple(track.zones), snapshot=snapshot,
             ))  # fmt: skip
+        for track, zone in update.zones_entered:
+            self._publish(ObjectEnteredZone(
+                at=frame.at, stream=stream.name, object_id=track.object_id, label=track.label,
+                zone=zone, score=round(track.score, 4), box=_rounded(track.box.as_tuple()),
+            ))  # fmt: skip
+        for track, zone in update.zones_left:
+            self._publish(self._zone_left(stream, track, zone, frame.at))
         for track, jpeg in left:
             self._leave(stream, track, jpeg)
+
+    @staticmethod
+    def _zone_left(stream: _Stream, track: Track, zone: str, at: datetime) -> ObjectLeftZone:
+        return ObjectLeftZone(
+            at=at, stream=stream.name, object_id=track.object_id, label=track.label, zone=zone,
+            score=round(track.score, 4), box=_rounded(track.box.as_tuple()),
+        )  # fmt: skip
 
     def _leave(
         self, stream: _Stream, track: Track, jpeg: bytes | None,
         reason: str = "left",
     ) -> None:  # fmt: skip
+        for zone in track.inside:  # it leaves the zones it stood in with the picture
+            self._publish(self._zone_left(stream, track, zone, track.last_seen))
         snapshot = None
         if jpeg is not None:
             snapshot = self._snapshots.save(stream.name, track.object_id, "best", jpeg,

@@ -21,6 +21,11 @@ Association, per label (a person is never matched with a car), against the predi
    person has moved a box width or more and the allowance has grown with the gap. The gap is at
    most `max_age_s`, after which the track has ended anyway.
 
+Zones: a confirmed track is `inside` the zones its latest box stands in. A change (in or out of
+a zone) counts once it held for `ZONE_FRAMES` matched frames in a row, so a foot point jittering
+on a zone's edge does not flap; it is reported in `zones_entered` / `zones_left`. A track is
+inside its first box's zones from the update that confirms it.
+
 Lifecycle: an unmatched detection starts a tentative track; it is confirmed (`entered`) when it
 has `min_hits` matches in consecutive updates. A tentative track that misses an update vanishes
 without an event (a one-frame false positive never enters). A confirmed track not seen for more
@@ -42,6 +47,7 @@ from datetime import datetime
 from vigil.inference.types import Box, Detection
 
 VELOCITY_WEIGHT = 0.5  # of the newest movement in a track's smoothed velocity
+ZONE_FRAMES = 2  # matched frames in a row a zone change must hold before it counts
 
 
 @dataclass(slots=True)
@@ -63,6 +69,8 @@ class Track:
     hits: int = 1
     confirmed: bool = False
     velocity: tuple[float, float] = (0.0, 0.0)  # centre movement per second, smoothed
+    inside: list[str] = field(default_factory=list)  # the zones it stands in now
+    zone_votes: dict[str, int] = field(default_factory=dict)  # changes not yet counted
 
     def predicted(self, at: datetime, horizon_s: float) -> Box:
         """Where its box should be at `at`: moved by its velocity for the time since it was
@@ -83,13 +91,17 @@ class TrackerUpdate:
     more than max_age_s). `improved`: confirmed tracks whose `best_*` now refers to this update's
     frame, so the caller keeps this frame for their snapshot; it includes every entered track,
     whose best is reset to the confirming frame (frames seen while tentative were never kept).
-    `active`: every confirmed track still alive after the update.
+    `active`: every confirmed track still alive after the update. `zones_entered` /
+    `zones_left`: (track, zone) for every zone a confirmed track came into or went out of, an
+    entered track's first zones included; tracks that left are still `inside` theirs.
     """
 
     entered: list[Track]
     left: list[Track]
     improved: list[Track]
     active: list[Track]
+    zones_entered: list[tuple[Track, str]] = field(default_factory=list)
+    zones_left: list[tuple[Track, str]] = field(default_factory=list)
 
 
 class Tracker:
@@ -143,10 +155,16 @@ class Tracker:
         matches = self._associate(detections, at)
         entered: list[Track] = []
         improved: list[Track] = []
+        zones_entered: list[tuple[Track, str]] = []
+        zones_left: list[tuple[Track, str]] = []
         matched_tracks: set[int] = set()
         for track, index in matches:
             detection, zones = detections[index]
             matched_tracks.add(id(track))
+            if track.confirmed:
+                came, went = _zone_changes(track, zones)
+                zones_entered += [(track, zone) for zone in came]
+                zones_left += [(track, zone) for zone in went]
             self._observe(track, detection, zones, at)
             if not track.confirmed:
                 track.best_score, track.best_box, track.best_at = (
@@ -156,8 +174,10 @@ class Tracker:
                 )
                 if track.hits >= self._min_hits:
                     track.confirmed = True
+                    track.inside = list(dict.fromkeys(zones))
                     entered.append(track)
                     improved.append(track)
+                    zones_entered += [(track, zone) for zone in track.inside]
             elif detection.score > track.best_score:
                 track.best_score, track.best_box, track.best_at = (
                     detection.score,
@@ -174,10 +194,13 @@ class Tracker:
             track = self._start(detection, zones, at)
             self._tracks.append(track)
             if track.confirmed:
+                track.inside = list(track.zones)
                 entered.append(track)
                 improved.append(track)
+                zones_entered += [(track, zone) for zone in track.inside]
         active = [t for t in self._tracks if t.confirmed]
-        return TrackerUpdate(entered=entered, left=left, improved=improved, active=active)
+        return TrackerUpdate(entered=entered, left=left, improved=improved, active=active,
+                             zones_entered=zones_entered, zones_left=zones_left)  # fmt: skip
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -260,3 +283,27 @@ class Tracker:
         for zone in zones:
             if zone not in track.zones:
                 track.zones.append(zone)
+
+
+def _zone_changes(track: Track, zones: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(zones come into, zones gone out of) by a confirmed track whose box now stands in
+    `zones`: each change counts once it held for ZONE_FRAMES matched frames in a row."""
+    came: list[str] = []
+    went: list[str] = []
+    now = set(zones)
+    for zone in dict.fromkeys([*track.inside, *zones]):
+        if (zone in now) == (zone in track.inside):
+            track.zone_votes.pop(zone, None)
+            continue
+        votes = track.zone_votes.get(zone, 0) + 1
+        if votes < ZONE_FRAMES:
+            track.zone_votes[zone] = votes
+            continue
+        track.zone_votes.pop(zone, None)
+        if zone in now:
+            track.inside.append(zone)
+            came.append(zone)
+        else:
+            track.inside.remove(zone)
+            went.append(zone)
+    return came, went

@@ -15,7 +15,7 @@ const PLAY_BEFORE_MS = 5000; // "play" starts a little before the event
 // a second later: look it up then.
 const STORED_AFTER_MS = 2000;
 
-const isObjectEvent = (event) => event.type === "object.entered" || event.type === "object.left";
+const isObjectEvent = (event) => event.type.startsWith("object.");
 const percent = (score) => `${Math.round((score ?? 0) * 100)}%`;
 const zonesText = (zones) => (zones?.length ? ` in ${zones.join(", ")}` : "");
 
@@ -40,8 +40,13 @@ export function describeEvent(event) {
       return `${event.label} ${percent(event.score)}${zonesText(event.zones)}`;
     case "object.left": {
       const seen = (Date.parse(event.last_seen) - Date.parse(event.first_seen)) / 1000;
-      return `${event.label} left after ${formatDuration(seen)} (best ${percent(event.score)})${zonesText(event.zones)}`;
+      const how = event.reason === "stopped" ? "tracked until detection stopped," : "left after";
+      return `${event.label} ${how} ${formatDuration(seen)} (best ${percent(event.score)})${zonesText(event.zones)}`;
     }
+    case "object.zone_entered":
+      return `${event.label} came into ${event.zone}`;
+    case "object.zone_left":
+      return `${event.label} went out of ${event.zone}`;
     case "detection.state":
       return `detection ${event.state}${event.reason ? `: ${event.reason}` : ""}`;
     default: {

@@ -69,7 +69,9 @@ LABEL_HELP = (
     "Comma-separated object labels (`person,car`): only detection events about those objects."
 )
 # Detection events about one tracked object: they have a clip of the recording around it.
-OBJECT_TYPES = frozenset({"object.entered", "object.left"})
+OBJECT_TYPES = frozenset(
+    {"object.entered", "object.left", "object.zone_entered", "object.zone_left"}
+)
 JPEG = "image/jpeg"
 MAX_EVENT_ID = 2**62
 
@@ -235,8 +237,9 @@ def _read_snapshot(store: SnapshotFiles, key: str) -> bytes | None:
 )  # fmt: skip
 async def event_clip(services: Services, _caller: Viewer, event_id: int = EventId) -> FileResponse:
     """One MP4 of the event's stream, as `GET /streams/{name}/export.mp4` makes it: for
-    `object.left` from `first_seen` - pre to `last_seen` + post, for `object.entered` from
-    `at` - pre to `at` + post (pre and post: `clip_padding_s`, 5 s each by default)."""
+    `object.left` from `first_seen` - pre to `last_seen` + post, for `object.entered` and the
+    zone events from `at` - pre to `at` + post (pre and post: `clip_padding_s`, 5 s each by
+    default)."""
     record = await _stored_event(services, event_id)
     stream, start, end = _clip_range(record, services.clip_padding_s)
     return await export_response(services, stream, start, end, label=f"-event{event_id}")
