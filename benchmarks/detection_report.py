@@ -212,10 +212,17 @@ def _break_even(base: CpuRun, vigil: CpuRun, off: float, work: Arithmetic | None
         f"; this model's FP32 floor on this core is {work.floor_ms:.0f} ms (above)"
         if work is not None else ""
     )  # fmt: skip
+    # Both sides decode the same whatever the detect rate below one frame per keyframe (Vigil
+    # every keyframe, ffmpeg every frame); only the inference share changes with it.
+    projected = ", ".join(
+        f"{fps:g} frame/s {(rest_base + per_frame * fps) / (rest + per_frame * fps):.1f}x"
+        for fps in (0.5, 0.2)
+    )
     return (
         f"- Break-even: with the same detector on both sides, `decode: keyframes` is "
         f"{TARGET_RATIO:g}x cheaper once inference costs at most **{limit_ms:.0f} ms of CPU per "
-        f"frame** at {rate:.2f} frame/s per stream (it costs {per_frame * 10:.0f} ms here{floor})."
+        f"frame** at {rate:.2f} frame/s per stream (it costs {per_frame * 10:.0f} ms here{floor}). "
+        f"At lower detect rates the same parts give (computed, not measured): {projected}."
     )
 
 
