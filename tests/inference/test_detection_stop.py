@@ -60,6 +60,18 @@ async def _events(client: httpx.AsyncClient, type_: str) -> list[dict[str, Any]]
     return list(answer.json()["events"])
 
 
+async def _entered(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The person's `object.entered`, once it is in the history."""
+    entered: list[dict[str, Any]] = []
+
+    async def person_entered() -> bool:
+        entered[:] = await _events(client, "object.entered")
+        return bool(entered)
+
+    await until_async(person_entered, 60, "the person was never reported entering")
+    return entered
+
+
 async def test_turning_detection_off_ends_the_object_in_view_with_its_snapshot_and_hold(
     tmp_path: Path,
 ) -> None:
@@ -67,13 +79,7 @@ async def test_turning_detection_off_ends_the_object_in_view_with_its_snapshot_a
         assert vigil.api is not None and vigil.bus is not None
         published = vigil.bus.subscribe(lambda event: isinstance(event, ObjectLeft))
         async with httpx.AsyncClient(base_url=vigil.api.url, timeout=30) as client:
-            entered: list[dict[str, Any]] = []
-
-            async def person_entered() -> bool:
-                entered[:] = await _events(client, "object.entered")
-                return bool(entered)
-
-            await until_async(person_entered, 60, "the person was never reported entering")
+            entered = await _entered(client)
             # The tracker's max age is 30 s: nothing leaves on its own during this test.
             assert await _events(client, "object.left") == []
 
@@ -123,13 +129,7 @@ async def test_vigil_stopping_ends_the_object_in_view_before_the_database_closes
         assert vigil.api is not None
         database_path = vigil.db.path
         async with httpx.AsyncClient(base_url=vigil.api.url, timeout=30) as client:
-            entered: list[dict[str, Any]] = []
-
-            async def person_entered() -> bool:
-                entered[:] = await _events(client, "object.entered")
-                return bool(entered)
-
-            await until_async(person_entered, 60, "the person was never reported entering")
+            entered = await _entered(client)
         snapshots = vigil.snapshots
     # Stopped: what it left behind is in the database and on disk.
     db = Database(database_path)

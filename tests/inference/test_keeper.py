@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
-
-import pytest
 
 from tests.support.service import until
 from vigil.events import EventBus, ObjectLeft
@@ -21,14 +18,6 @@ from vigil.store.holds import HoldStore
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "vigil.db")
-    database.migrate()
-    with database:
-        yield database
 
 
 class Writer:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -213,14 +213,6 @@ def test_hold_window(
         stream="gate", start=NOW + timedelta(seconds=start), end=NOW + timedelta(seconds=end),
         until=NOW + timedelta(days=days), reason="object person 7",
     )  # fmt: skip
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "vigil.db")
-    database.migrate()
-    with database:
-        yield database
 
 
 async def _in_thread(fn: Callable[[], T]) -> T:
