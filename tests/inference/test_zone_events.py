@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.service import running_vigil, until_async
 from tests.support.shared import models_dir
@@ -95,6 +96,17 @@ async def test_a_person_walking_from_the_drive_to_the_porch(tmp_path: Path) -> N
             assert clip.status_code == 200, clip.text
             assert clip.headers["content-type"] == "video/mp4"
 
+            # Who is where now: in the porch, out of the drive (0, not gone: graphs see it
+            # empty), one person in view; the same in the stream's latest detections.
+            assert _in_view(await client.get("/metrics")) == {
+                ("person", ""): 1.0, ("person", "drive"): 0.0, ("person", "porch"): 1.0,
+            }  # fmt: skip
+            latest = (await client.get("/api/v1/streams/door/detections/latest")).json()
+            assert (latest["in_view"], latest["in_zones"]) == (
+                {"person": 1},
+                {"porch": {"person": 1}},
+            )
+
             answer = await client.patch("/api/v1/streams/door",
                                         json={"detect": {"enabled": False}})  # fmt: skip
             assert answer.status_code == 200, answer.text
@@ -109,3 +121,16 @@ async def test_a_person_walking_from_the_drive_to_the_porch(tmp_path: Path) -> N
                 ("object.left", None),
             ]
             assert seen[4]["at"] == seen[5]["last_seen"]  # it went out when last seen
+            assert _in_view(await client.get("/metrics")) == {}  # detection off: no series
+
+
+def _in_view(metrics: httpx.Response) -> dict[tuple[str, str], float]:
+    """door's `vigil_objects_in_view` samples by (label, zone)."""
+    assert metrics.status_code == 200, metrics.text
+    found = {}
+    for family in text_string_to_metric_families(metrics.text):
+        if family.name == "vigil_objects_in_view":
+            for sample in family.samples:
+                if sample.labels["stream"] == "door":
+                    found[(sample.labels["label"], sample.labels["zone"])] = sample.value
+    return found

@@ -18,6 +18,7 @@ A model that fails to load fails detection for the streams using it, with a reas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -54,6 +55,7 @@ from vigil.observability.metrics import (
     INFERENCE_BATCH_SIZE,
     INFERENCE_SECONDS,
     OBJECTS,
+    OBJECTS_IN_VIEW,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,6 +123,8 @@ class _Stream:
     # stream's tracks waits for it: an object's `object.left` never precedes its entered.
     results: threading.Lock = field(default_factory=threading.Lock)
     ended: bool = False  # its tracks were ended (detection stopped): results are ignored
+    # (label, zone) → tracked objects in view now ("" = the whole picture): the gauge's series.
+    in_view: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _filter_of(settings: StreamDetectConfig) -> DetectionFilter:
@@ -264,6 +268,25 @@ class DetectionService:
         if left:
             logger.info("%s: detection stopped with %d object(s) in view: ended", stream.name,
                         len(left))  # fmt: skip
+        with stream.lock:
+            gone, stream.in_view = list(stream.in_view), {}
+        for label, zone in gone:
+            with contextlib.suppress(KeyError):  # never set
+                OBJECTS_IN_VIEW.remove(stream.name, label, zone)
+
+    @staticmethod
+    def _count_in_view(stream: _Stream) -> None:
+        """Recount the objects in view by label and zone into the gauge (with `stream.lock`
+        held); a count that fell to nothing stays as 0, so a graph shows it emptying."""
+        counts = dict.fromkeys(stream.in_view, 0)
+        for track in stream.tracker.tracks:
+            if track.confirmed:
+                for zone in ("", *track.inside):
+                    counts[(track.label, zone)] = counts.get((track.label, zone), 0) + 1
+        for (label, zone), count in counts.items():
+            if stream.in_view.get((label, zone)) != count:
+                OBJECTS_IN_VIEW.labels(stream.name, label, zone).set(count)
+        stream.in_view = counts
 
     # -- models ----------------------------------------------------------------------------
 
@@ -377,6 +400,7 @@ class DetectionService:
                     for track in update.left]  # fmt: skip
             ids = {id(d): t.object_id for t in update.active for d, _z in kept
                    if t.last_seen == frame.at and t.box == d.box}  # fmt: skip
+            self._count_in_view(stream)
         rendered = {t.object_id: (t.best_score, jpeg) for t in improved
                     if (jpeg := self._render(stream.name, t, frame.image)) is not None}  # fmt: skip
         with stream.lock:  # (only for objects still tracked: never an orphan entry)
@@ -462,6 +486,8 @@ class DetectionService:
                 with stream.lock:
                     left = [(t, stream.best.pop(t.object_id, (0.0, b""))[1] or None)
                             for t in stream.tracker.expire(now)]  # fmt: skip
+                    if left:
+                        self._count_in_view(stream)
                 for track, jpeg in left:
                     try:
                         self._leave(stream, track, jpeg)
@@ -497,6 +523,13 @@ class DetectionService:
         branch = stream.branch
         latest = stream.latest or {}
         motion = stream.last_motion
+        with stream.lock:
+            counts = dict(stream.in_view)
+        in_view = {label: n for (label, zone), n in sorted(counts.items()) if not zone and n}
+        in_zones: dict[str, dict[str, int]] = {}
+        for (label, zone), n in sorted(counts.items()):
+            if zone and n:
+                in_zones.setdefault(zone, {})[label] = n
         return {
             "stream": name,
             "state": stream.state,
@@ -518,6 +551,8 @@ class DetectionService:
             "at": latest.get("at"),
             "detections": latest.get("detections", []),
             "tracked": len(stream.tracker.tracks),
+            "in_view": in_view,
+            "in_zones": in_zones,
         }  # fmt: skip
 
 

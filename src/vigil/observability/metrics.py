@@ -75,6 +75,13 @@ OBJECTS = Counter(
     ["stream", "label"],
 )
 
+OBJECTS_IN_VIEW = Gauge(
+    "vigil_objects_in_view",
+    'Tracked objects in view now, by label and zone (zone "": anywhere in the picture); '
+    "a stream's series go when its detection stops.",
+    ["stream", "label", "zone"],
+)
+
 DETECTION_FRAMES = Counter(
     "vigil_detection_frames",
     "Frames the detector looked at.",
