@@ -106,6 +106,8 @@ async def test_a_person_walking_from_the_drive_to_the_porch(tmp_path: Path) -> N
                 {"person": 1},
                 {"porch": {"person": 1}},
             )
+            stream = (await client.get("/api/v1/streams/door")).json()
+            assert stream["detection"]["in_view"] == {"person": 1}
 
             answer = await client.patch("/api/v1/streams/door",
                                         json={"detect": {"enabled": False}})  # fmt: skip

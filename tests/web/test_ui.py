@@ -341,6 +341,37 @@ def test_the_stream_page_draws_what_the_detector_sees(
     assert console_errors(browser, _allowed(vigil)) == []
 
 
+# Adds `in_view` to bars' detection in the stream list the page reads (the real one is tested
+# in tests/inference/test_zone_events.py; here the tile's showing of it is).
+FAKE_IN_VIEW = """
+const inView = arguments[0];
+const real = window.fetch;
+window.fetch = async (url, options) => {
+  const response = await real(url, options);
+  if (!String(url).endsWith("/api/v1/streams") || !response.ok) return response;
+  const streams = await response.json();
+  for (const stream of streams) {
+    if (stream.name === "bars" && stream.detection) stream.detection.in_view = inView;
+  }
+  return new Response(JSON.stringify(streams), {status: 200,
+    headers: {"Content-Type": "application/json"}});
+};
+"""
+
+
+def test_a_tile_says_what_is_in_view(vigil: Served, browser: webdriver.Chrome) -> None:
+    _open(browser, vigil)
+    def badge() -> Any:
+        return _tile(browser, "bars").find_element(By.CSS_SELECTOR, ".objects")
+
+    until(lambda: badge(), 15, "no bars tile")
+    assert not badge().is_displayed()  # nothing tracked (no model here)
+    browser.execute_script(FAKE_IN_VIEW, {"person": 2, "car": 1})
+    until(lambda: badge().is_displayed() and badge().text == "2 person, 1 car", 15,
+          "the tile does not say what is in view")  # fmt: skip
+    assert console_errors(browser, _allowed(vigil)) == []
+
+
 def test_the_detection_overlay_logic(vigil: Served, browser: webdriver.Chrome) -> None:
     """The pure functions behind the overlay, run by the browser that uses them."""
     _open(browser, vigil)

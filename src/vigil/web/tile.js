@@ -26,6 +26,7 @@ export class Tile {
     this.overlay = el("p", { class: "overlay", "aria-live": "polite" });
     this.stateBadge = el("span", { class: "state" });
     this.fps = el("span", { class: "fps" });
+    this.objects = el("span", { class: "objects", hidden: true }); // what is in view now
     this.reason = el("p", { class: "reason" });
     const title = link
       ? el("a", { href: `#/stream/${encodeURIComponent(this.name)}`, text: this.name })
@@ -34,7 +35,7 @@ export class Tile {
     this.root = el("article", { class: "tile", "aria-labelledby": id, dataset: { stream: this.name } },
       this.media,
       el("div", { class: "caption" },
-        el(`h${headingLevel}`, { id, class: "name" }, title), this.stateBadge, this.fps),
+        el(`h${headingLevel}`, { id, class: "name" }, title), this.objects, this.stateBadge, this.fps),
       this.reason);
     this.player = new LivePlayer(this.name, this.video, (state, detail) => this.onPlayer(state, detail));
     this.update(stream);
@@ -47,6 +48,11 @@ export class Tile {
     this.stateBadge.textContent = stream.state;
     this.stateBadge.className = `state state-${stream.state}`;
     this.fps.textContent = stream.state === "streaming" ? formatFps(stream.fps) : "";
+    const inView = Object.entries(stream.detection?.in_view || {})
+      .sort(([a, m], [b, n]) => n - m || a.localeCompare(b)); // most first
+    this.objects.textContent = inView.map(([label, n]) => `${n} ${label}`).join(", ");
+    this.objects.title = inView.length ? "Tracked objects in view now" : "";
+    this.objects.hidden = !inView.length;
     this.reason.textContent = stream.recording_blocked || stream.reason || "";
     this.root.dataset.state = stream.state;
     if (!wasStreaming && stream.state === "streaming" && this.player.state === "retrying") {

@@ -62,6 +62,14 @@ class LatestDetections(BaseModel):
     provider: str | None = Field(
         default=None, description="ONNX Runtime's execution provider (`CPUExecutionProvider`…)."
     )
+    in_view: dict[str, int] = Field(
+        default_factory=dict, description="Tracked objects in view now, by label."
+    )
+    in_zones: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Tracked objects in view now by zone (where their box's foot stands), then "
+        "by label.",
+    )
     state: str = Field(description="`starting`, `running` or `failed`.")
     reason: str = Field(description="Why it is in that state, in words.")
 

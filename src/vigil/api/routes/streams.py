@@ -82,6 +82,9 @@ class DetectionSummary(BaseModel):
     mode: str | None = Field(default=None, description="What is decoded: keyframes or all.")
     processed_fps: float = Field(default=0.0, description="Frames looked at per second.")
     skipped_fps: float = Field(default=0.0, description="Frames due but skipped (busy) per s.")
+    in_view: dict[str, int] = Field(
+        default_factory=dict, description="Tracked objects in view now, by label."
+    )
 
 
 class StreamView(StreamState):
@@ -162,6 +165,7 @@ def _stream_view(services: ApiServices, configured: ConfiguredStream) -> StreamV
             state=str(latest.get("state", "")), reason=str(latest.get("reason", "")),
             mode=latest.get("mode"), processed_fps=float(latest.get("processed_fps") or 0),
             skipped_fps=float(latest.get("skipped_fps") or 0),
+            in_view=dict(latest.get("in_view") or {}),
         )  # fmt: skip
     return StreamView(**live, origin=configured.origin.value, config=settings,
                       detection=detection)  # fmt: skip
