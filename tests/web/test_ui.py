@@ -361,6 +361,7 @@ window.fetch = async (url, options) => {
 
 def test_a_tile_says_what_is_in_view(vigil: Served, browser: webdriver.Chrome) -> None:
     _open(browser, vigil)
+
     def badge() -> Any:
         return _tile(browser, "bars").find_element(By.CSS_SELECTOR, ".objects")
 
