@@ -14,6 +14,7 @@ import pytest
 from tests.support.media import environment_without_vigil, ffprobe, segment_files, wait_for
 
 pytestmark = pytest.mark.e2e
+API_LINE = re.compile(r"API:\s+(http://127\.0\.0\.1:\d+)")
 
 
 def test_vigil_run_without_config_records_the_demo_cameras(tmp_path: Path) -> None:
@@ -25,15 +26,18 @@ def test_vigil_run_without_config_records_the_demo_cameras(tmp_path: Path) -> No
         )  # fmt: skip
     root = tmp_path / "data" / "recordings"
     try:
+        # The cameras record as soon as they connect; the summary (where the recordings are,
+        # where the API is) is printed once the API listens, which can come a moment later.
         wait_for(
-            lambda: all(segment_files(root / f"cam{i}") for i in range(1, 5)),
+            lambda: all(segment_files(root / f"cam{i}") for i in range(1, 5))
+            and API_LINE.search(log.read_text()) is not None,
             timeout=60, message=log.read_text(),
         )  # fmt: skip
         text = log.read_text()
         assert str(root) in text  # says where the recordings are
         # and where the API is (on a free port here: the default 8080 may be taken), which
         # answers
-        api = re.search(r"API:\s+(http://127\.0\.0\.1:\d+)", text)
+        api = API_LINE.search(text)
         assert api, text
         assert httpx.get(f"{api.group(1)}/healthz", timeout=10).json() == {"status": "ok"}
     finally:
