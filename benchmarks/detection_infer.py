@@ -189,10 +189,12 @@ import time, numpy as np
 a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
 b = a.T.copy()
 a @ b
-best = min(
-    (lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5)
-)
-print(2 * 2048**3 / best / 1e9)
+times = []
+for _ in range(5):
+    started = time.perf_counter()
+    a @ b
+    times.append(time.perf_counter() - started)
+print(2 * 2048**3 / min(times) / 1e9)
 """
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -38,14 +37,6 @@ class Writer:
 
     async def __call__(self, fn: partial[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "vigil.db")
-    database.migrate()
-    with database:
-        yield database
 
 
 @pytest.fixture

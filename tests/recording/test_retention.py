@@ -4,11 +4,8 @@ held, being written, or on a volume that is away; files and rows go together."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from tests.support.mounts import fill, mounts, requires_mount
 from vigil.config.resolve import VolumePlan
@@ -22,14 +19,6 @@ from vigil.store.retention import RetentionStore
 
 MIB = 1024 * 1024
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "state" / "vigil.db")
-    database.migrate()
-    with database:
-        yield database
 
 
 def _record(

@@ -55,6 +55,7 @@ export class DetectionOverlay {
     this.lastAt = null; // the latest result's time, to notice when none newer comes
     this.lastChange = 0;
     this.zones = [];
+    this.zonesKey = null; // the zones drawn, as JSON
     this.zoneLayer = document.createElementNS(SVG, "svg");
     this.zoneLayer.setAttribute("viewBox", "0 0 1 1");
     this.zoneLayer.setAttribute("preserveAspectRatio", "none");
@@ -80,8 +81,12 @@ export class DetectionOverlay {
     this.timer = setInterval(() => this.poll(), POLL_MS);
   }
 
-  /** The stream's zones, from its config (`detect.zones`). */
+  /** The stream's zones, from its config (`detect.zones`); redrawn only when they change
+   * (the stream list that carries them is read every few seconds). */
   setZones(zones) {
+    const key = JSON.stringify(zones || []);
+    if (key === this.zonesKey) return;
+    this.zonesKey = key;
     this.zones = zones || [];
     const drawn = this.zones.map((zone) => {
       const polygon = document.createElementNS(SVG, "polygon");

@@ -1,4 +1,4 @@
-"""Fixtures for the store tests: a migrated database in a temporary directory."""
+"""Fixtures every test package may use: a migrated database in a temporary directory."""
 
 from __future__ import annotations
 
