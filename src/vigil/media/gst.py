@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
-import gi
+from gi.repository import Gst
 
-gi.require_version("Gst", "1.0")
-gi.require_version("GstPbutils", "1.0")
-from gi.repository import Gst  # noqa: E402
+from vigil.media import introspection
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +26,11 @@ def init() -> None:
         from vigil.media import native
 
         _native = native.register()
+        # Before any pipeline exists: streaming threads must never be the first to need a type.
+        prepared = introspection.prepare()
         _initialised = True
-        logger.debug("GStreamer %s initialised (native plugin: %s)", version_string(), _native)
+        logger.debug("GStreamer %s initialised (native plugin: %s, %d wrappers prepared)",
+                     version_string(), _native, prepared)  # fmt: skip
 
 
 def version_string() -> str:
