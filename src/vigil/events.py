@@ -51,6 +51,17 @@ class StreamStateChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StreamHealing(Event):
+    """A stream climbed a rung of its healing ladder: `step` is `rebuild_source`,
+    `rebuild_pipeline` or `failed`; `attempt` counts the failures with this `reason` in a row."""
+
+    stream: str
+    step: str
+    reason: str
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class SegmentOpened(Event):
     """The recorder started writing a new segment file."""
 
@@ -241,6 +252,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     RecordingResumed: "recording.resumed",
     RetentionRan: "storage.retention",
     StreamStateChanged: "stream.state",
+    StreamHealing: "stream.healing",
     SegmentOpened: "segment.opened",
     SegmentClosed: "segment.closed",
     GapOpened: "gap.opened",

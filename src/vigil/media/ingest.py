@@ -16,6 +16,7 @@ from gi.repository import Gst
 
 from vigil.config.sources import FileSource, SourceSpec
 from vigil.media import gst
+from vigil.media.callbacks import CallbackFaults
 from vigil.media.caps import codec_of
 from vigil.media.messages import (
     FirstFrame,
@@ -58,6 +59,9 @@ class IngestPipeline:
         self._error_seen = threading.Event()
         self._last_error: str | None = None
         self._looping = isinstance(spec, FileSource) and spec.loop
+        # Every Python callback this pipeline hands GStreamer is guarded by this: an exception
+        # is logged once and posted as a fault instead of silently dropping buffers.
+        self.faults = CallbackFaults(stream, lambda message: self._post(message))
 
         self.pipeline = Gst.Pipeline.new(f"stream-{stream}")
         self.tee = gst.make("tee", "tee", allow_not_linked=True)
@@ -72,7 +76,10 @@ class IngestPipeline:
         # Probes whose callbacks are this object's methods hold it from C: a cycle through the
         # pipeline that Python's GC cannot see. `_release` removes them, or every stopped
         # pipeline would stay in memory whole.
-        self._tee_probe = tee_sink.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_tee_event)
+        self._tee_probe = tee_sink.add_probe(
+            Gst.PadProbeType.EVENT_DOWNSTREAM,
+            self.faults.guard("tee event probe", self._on_tee_event, Gst.PadProbeReturn.OK),
+        )
         self._first_frame_probes: set[int] = set()
         self._read_batch_ms = read_batch_ms
         self._relays = relays
@@ -86,7 +93,9 @@ class IngestPipeline:
 
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
-        self._bus_handler = bus.connect("message", self._on_message)
+        self._bus_handler = bus.connect(
+            "message", self.faults.guard("bus message handler", self._on_message, None)
+        )
         self._last_keyframe = self._add_keyframe_tap()
 
     def _add_source(self) -> Source:
@@ -96,12 +105,13 @@ class IngestPipeline:
         self.pipeline.add(source_bin)
         self._source_bin = source_bin
         first = self.tee.get_static_pad("sink")
-        self._first_frame_probes.add(
-            first.add_probe(Gst.PadProbeType.BUFFER, self._on_first_buffer)
+        on_first = self.faults.guard(
+            "first-frame probe", self._on_first_buffer, Gst.PadProbeReturn.OK
         )
+        self._first_frame_probes.add(first.add_probe(Gst.PadProbeType.BUFFER, on_first))
         source = build_source(
             self.stream, self.spec, self._link_source, self._source_failed,
-            read_batch_ms=self._read_batch_ms, relays=self._relays,
+            read_batch_ms=self._read_batch_ms, relays=self._relays, faults=self.faults,
         )  # fmt: skip
         try:
             source.add_to(source_bin)
@@ -239,6 +249,7 @@ class IngestPipeline:
         """Build a new source into the running pipeline (after `stop_source`)."""
         self._error_seen.clear()
         self._last_error = None
+        self.faults.reset()  # a cause seen before the rebuild is news again if it comes back
         self.source = self._add_source()
         assert self._source_bin is not None
         self.source.set_watched(self.outlet.consumers > 0)
@@ -280,7 +291,7 @@ class IngestPipeline:
         with self._lock:
             if self._recording is not None:
                 return self._recording
-            branch = RecordingBranch(self.stream, spec, self._post)
+            branch = RecordingBranch(self.stream, spec, self._post, faults=self.faults)
             self.pipeline.add(branch.bin)
             branch.bin.sync_state_with_parent()
             tee_pad = self.tee.request_pad_simple("src_%u")
@@ -347,6 +358,16 @@ class IngestPipeline:
             raise RuntimeError(f"{self.stream}: cannot attach the keyframe tap")
         return last
 
+    def recording_progress(self) -> tuple[object, int] | None:
+        """(a token that changes with every write of the recording, keyframes that reached the
+        tee so far), or None when nothing is recorded. Read in C, cheap enough once a second."""
+        branch = self._recording
+        if branch is None:
+            return None
+        stats = self._last_keyframe.get_property("stats")
+        keyframes = int(stats.get_value("rendered")) if stats is not None else 0
+        return branch.written(), keyframes
+
     def latest_keyframe(self) -> Gst.Sample | None:
         """The last keyframe that reached the tee, with its caps (None before the first)."""
         sample: Gst.Sample | None = self._last_keyframe.get_property("last-sample")
@@ -375,7 +396,8 @@ class IngestPipeline:
                 lines = detail.strip().splitlines()
                 self._last_error = f"{text} ({lines[-1]})" if lines else text
                 self._error_seen.set()
-            self._post(PipelineError(source, text, detail, self._in_source(message.src)))
+            resource = error.domain == Gst.ResourceError.quark()
+            self._post(PipelineError(source, text, detail, self._in_source(message.src), resource))
         elif kind == Gst.MessageType.WARNING:
             warning, _debug = message.parse_warning()
             source = message.src.get_name() if message.src else "pipeline"

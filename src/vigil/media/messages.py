@@ -16,6 +16,10 @@ class PipelineError:
     # False when the failing element is not part of the source (e.g. the recording side):
     # replacing the source alone would not help.
     in_source: bool = True
+    # True for a GStreamer resource error (cannot connect, read, write: the camera's or the
+    # disk's fault) and for the source's own reports (its camera closed or refused); False
+    # for errors inside the pipeline (data flow, negotiation, decoding).
+    resource: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,16 @@ class RecordingWriteFailed:
     no_space: bool
 
 
+@dataclass(frozen=True)
+class CallbackFailed:
+    """A Python callback on a GStreamer thread raised (`where` names it); the pipeline keeps
+    running with the callback's safe answer, but the stream is not what it should be."""
+
+    where: str
+    error: str
+    in_source: bool = False
+
+
 MediaMessage = (
     PipelineError
     | PipelineWarning
@@ -85,4 +99,5 @@ MediaMessage = (
     | SegmentFileClosed
     | RecordingBlockedMessage
     | RecordingWriteFailed
+    | CallbackFailed
 )

@@ -25,6 +25,7 @@ from gi.repository import GLib, Gst
 
 from vigil.events import utc_now
 from vigil.media import gst
+from vigil.media.callbacks import CallbackFaults
 from vigil.media.caps import codec_of
 from vigil.media.messages import (
     MediaMessage,
@@ -85,10 +86,19 @@ class _FileChain:
 class RecordingBranch:
     """A bin whose sink pad takes parsed H.264/H.265 and writes segment files."""
 
-    def __init__(self, stream: str, spec: RecordingSpec, post: Callable[[MediaMessage], None]):
+    def __init__(
+        self,
+        stream: str,
+        spec: RecordingSpec,
+        post: Callable[[MediaMessage], None],
+        *,
+        faults: CallbackFaults | None = None,
+    ) -> None:
         self.stream = stream
         self.spec = spec
         self._post = post
+        # The pipeline's guard (or one of its own when used alone, e.g. in tests).
+        self._faults = faults or CallbackFaults(stream, post)
         self._lock = threading.Lock()
         self._file: _FileChain | None = None
         self._unfinished: set[_FileChain] = set()  # opened, EOS not yet at their filesink
@@ -117,7 +127,10 @@ class RecordingBranch:
         self.sink_pad.set_active(True)
         self.bin.add_pad(self.sink_pad)
         self._out = self._filter.get_static_pad("src")
-        self._event_probe = self._out.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event)
+        self._event_probe = self._out.add_probe(
+            Gst.PadProbeType.EVENT_DOWNSTREAM,
+            self._faults.guard("recording event probe", self._on_event, Gst.PadProbeReturn.OK),
+        )
         # The first segment starts at the first keyframe.
         self._arm()
 
@@ -126,7 +139,12 @@ class RecordingBranch:
     def _arm(self) -> None:
         with self._lock:
             if self._probe_id is None and not self._stopping:
-                self._probe_id = self._out.add_probe(Gst.PadProbeType.BUFFER, self._on_buffer)
+                self._probe_id = self._out.add_probe(
+                    Gst.PadProbeType.BUFFER,
+                    self._faults.guard(
+                        "recording split probe", self._on_buffer, Gst.PadProbeReturn.OK
+                    ),
+                )
 
     def _on_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         buffer = info.get_buffer()
@@ -210,7 +228,9 @@ class RecordingBranch:
         new = _FileChain(location, guard, mux, sink, guard.get_static_pad("sink"), running_time,
                          caps)  # fmt: skip
         new.eos_probe = sink.get_static_pad("sink").add_probe(
-            Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_sink_event, new
+            Gst.PadProbeType.EVENT_DOWNSTREAM,
+            self._faults.guard("segment end probe", self._on_sink_event, Gst.PadProbeReturn.OK),
+            new,
         )
         with self._lock:
             old, self._file = self._file, new
@@ -253,7 +273,9 @@ class RecordingBranch:
                 return
             if self._timer_id is not None:
                 GLib.source_remove(self._timer_id)
-            self._timer_id = GLib.timeout_add(delay_ms, fire)
+            self._timer_id = GLib.timeout_add(
+                delay_ms, self._faults.guard("segment timer", fire, False)
+            )
 
     def _wall_clock(self, running_time: int) -> datetime:
         if self._anchor is None:
@@ -341,7 +363,7 @@ class RecordingBranch:
                 chain.sink.get_static_pad("sink").remove_probe(chain.eos_probe)
                 chain.eos_probe = None
             self._unfinished.discard(chain)
-        GLib.idle_add(self._retire, chain)
+        GLib.idle_add(self._faults.guard("segment close", self._retire, False), chain)
         self._arm()
         return True
 
@@ -372,7 +394,7 @@ class RecordingBranch:
         with self._lock:
             chain.eos_probe = None
             self._unfinished.discard(chain)
-        GLib.idle_add(self._retire, chain)
+        GLib.idle_add(self._faults.guard("segment close", self._retire, False), chain)
         # REMOVE, not OK: the probe's closure holds `chain`, which holds the filesink that owns
         # this pad. Left in place, that cycle runs through C where Python's GC cannot see it,
         # and every finished segment's mp4mux and filesink stayed alive (~40 KB each).
@@ -434,6 +456,16 @@ class RecordingBranch:
     def wait_closed(self, timeout: float) -> bool:
         """Wait until every file this branch opened has been closed; False on timeout."""
         return self._all_closed.wait(timeout)
+
+    def written(self) -> tuple[int, int]:
+        """(which file, buffers its filesink has written): changes with every write, so the
+        supervisor can tell a recording that stalled while video arrives. Counted in C."""
+        chain = self._file
+        if chain is None:
+            return self._serial, -1
+        stats = chain.sink.get_property("stats")
+        rendered = int(stats.get_value("rendered")) if stats is not None else 0
+        return self._serial, rendered
 
     @property
     def writing(self) -> bool:

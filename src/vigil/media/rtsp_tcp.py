@@ -22,6 +22,7 @@ from gi.repository import GLib, Gst
 
 from vigil.config.sources import RtspSource, Transport
 from vigil.media import gst
+from vigil.media.callbacks import CallbackFaults
 from vigil.media.rtsp import RtspAuthError, RtspError, RtspSession, RtspTransportError, open_session
 from vigil.media.sources import (
     DEPAYLOADERS,
@@ -57,8 +58,10 @@ class RtspTcpSource:
         on_fail: FailCallback,
         *,
         read_batch_ms: int = 0,
+        faults: CallbackFaults | None = None,
     ) -> None:
         self.stream = stream
+        self._faults = faults
         self.spec = spec
         self.description = f"rtsp {spec.redacted_url} (tcp, native)"
         self._on_output = on_output
@@ -80,7 +83,7 @@ class RtspTcpSource:
             logger.info("%s: camera refuses RTSP over TCP; using UDP", self.stream)
             self._fallback = RtspPullSource(
                 self.stream, replace(self.spec, transport=Transport.UDP),
-                self._on_output, self._on_fail,
+                self._on_output, self._on_fail, self._faults,
             )  # fmt: skip
             self.description = self._fallback.description
             self._fallback.add_to(pipeline)
@@ -108,9 +111,13 @@ class RtspTcpSource:
         add_chain(pipeline, chain)
         self._splitter = splitter
         interval = max(5, int(session.session_timeout * 0.5))
-        self._timers.append(GLib.timeout_add_seconds(interval, self._keepalive))
+        keepalive, retune = self._keepalive, self._retune
+        if self._faults is not None:  # an exception ends the timer and is the stream's fault
+            keepalive = self._faults.guard("rtsp keepalive", keepalive, False, in_source=True)
+            retune = self._faults.guard("socket retune", retune, False, in_source=True)
+        self._timers.append(GLib.timeout_add_seconds(interval, keepalive))
         if self._read_batch_ms > 0:
-            self._timers.append(GLib.timeout_add_seconds(LOWAT_RETUNE_S, self._retune))
+            self._timers.append(GLib.timeout_add_seconds(LOWAT_RETUNE_S, retune))
         self._on_output(chain[-1].get_static_pad("src"))
 
     def set_watched(self, watched: bool) -> None:

@@ -11,6 +11,7 @@ from vigil.config.sources import (
     Transport,
     V4l2Source,
 )
+from vigil.media.callbacks import CallbackFaults
 from vigil.media.relay import RelayHub
 from vigil.media.rtsp_tcp import RtspTcpSource, native_tcp_available
 from vigil.media.sources import (
@@ -33,6 +34,7 @@ def build_source(
     *,
     read_batch_ms: int = 0,
     relays: RelayHub | None = None,
+    faults: CallbackFaults | None = None,
 ) -> Source:
     """The source for `spec`, ready to be added to a pipeline.
 
@@ -46,16 +48,18 @@ def build_source(
             and native_tcp_available()
         )
         if native:
-            return RtspTcpSource(stream, spec, on_output, on_fail, read_batch_ms=read_batch_ms)
-        return RtspPullSource(stream, spec, on_output, on_fail)
+            return RtspTcpSource(
+                stream, spec, on_output, on_fail, read_batch_ms=read_batch_ms, faults=faults
+            )
+        return RtspPullSource(stream, spec, on_output, on_fail, faults)
     if isinstance(spec, TestSource):
         return TestPatternSource(stream, spec, on_output)
     if isinstance(spec, FileSource):
-        return FileLoopSource(stream, spec, on_output, on_fail)
+        return FileLoopSource(stream, spec, on_output, on_fail, faults)
     if isinstance(spec, PublishSource):
         if relays is None:
             raise TypeError("a publish source needs the relay hub")
         return PublishedSource(stream, relays.publish(stream), on_output)
     if isinstance(spec, V4l2Source):
-        return V4l2DeviceSource(stream, spec, on_output, on_fail)
+        return V4l2DeviceSource(stream, spec, on_output, on_fail, faults)
     raise TypeError(f"unsupported source spec {type(spec).__name__}")

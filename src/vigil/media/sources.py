@@ -22,6 +22,7 @@ from vigil.config.sources import (
     V4l2Source,
 )
 from vigil.media import gst
+from vigil.media.callbacks import CallbackFaults
 from vigil.media.caps import codec_of
 from vigil.media.relay import Relay
 
@@ -83,10 +84,22 @@ class _Connections:
     left connected, element → handler → source → pipeline → element is a cycle through C that
     Python's GC cannot see, and every replaced source or stopped pipeline stayed in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, faults: CallbackFaults | None) -> None:
         self._handlers: list[tuple[Gst.Element, int]] = []
+        self._faults = faults
 
-    def connect(self, element: Gst.Element, signal: str, callback: Callable[..., object]) -> None:
+    def connect(
+        self,
+        element: Gst.Element,
+        signal: str,
+        callback: Callable[..., object],
+        fallback: object = None,
+    ) -> None:
+        """Connect `callback`; an exception in it is the stream's fault (`vigil.media.callbacks`)
+        and GStreamer gets `fallback`."""
+        if self._faults is not None:
+            where = f"{element.get_name()} {signal}"
+            callback = self._faults.guard(where, callback, fallback, in_source=True)
         self._handlers.append((element, element.connect(signal, callback)))
 
     def disconnect_all(self) -> None:
@@ -126,7 +139,12 @@ class RtspPullSource(_NoExtras):
     """rtspsrc pulling one video stream from a camera, depayloaded and parsed."""
 
     def __init__(
-        self, stream: str, spec: RtspSource, on_output: OutputCallback, on_fail: FailCallback
+        self,
+        stream: str,
+        spec: RtspSource,
+        on_output: OutputCallback,
+        on_fail: FailCallback,
+        faults: CallbackFaults | None = None,
     ) -> None:
         self.stream = stream
         self.spec = spec
@@ -134,7 +152,7 @@ class RtspPullSource(_NoExtras):
         self._on_output = on_output
         self._on_fail = on_fail
         self._pipeline: Gst.Pipeline | None = None
-        self._signals = _Connections()
+        self._signals = _Connections(faults)
         self._linked = False
         self.uses_native_stamper = False
 
@@ -154,7 +172,7 @@ class RtspPullSource(_NoExtras):
             # TCP delivers in order and loses nothing: no jitterbuffer (and its thread) needed.
             self.uses_native_stamper = True
             src.connect("new-manager", self._on_new_manager)
-        self._signals.connect(src, "select-stream", self._on_select_stream)
+        self._signals.connect(src, "select-stream", self._on_select_stream, False)
         self._signals.connect(src, "pad-added", self._on_pad_added)
         pipeline.add(src)
 
@@ -246,12 +264,18 @@ class _ParsebinSource(_NoExtras):
 
     live = True
 
-    def __init__(self, stream: str, on_output: OutputCallback, on_fail: FailCallback) -> None:
+    def __init__(
+        self,
+        stream: str,
+        on_output: OutputCallback,
+        on_fail: FailCallback,
+        faults: CallbackFaults | None = None,
+    ) -> None:
         self.stream = stream
         self._on_output = on_output
         self._on_fail = on_fail
         self._pipeline: Gst.Pipeline | None = None
-        self._signals = _Connections()
+        self._signals = _Connections(faults)
         self._linked = False
         self.transcoding: str | None = None
 
@@ -312,9 +336,14 @@ class FileLoopSource(_ParsebinSource):
     live = False
 
     def __init__(
-        self, stream: str, spec: FileSource, on_output: OutputCallback, on_fail: FailCallback
+        self,
+        stream: str,
+        spec: FileSource,
+        on_output: OutputCallback,
+        on_fail: FailCallback,
+        faults: CallbackFaults | None = None,
     ) -> None:
-        super().__init__(stream, on_output, on_fail)
+        super().__init__(stream, on_output, on_fail, faults)
         self.spec = spec
         self.description = f"file {spec.path}" + (" (looped)" if spec.loop else "")
 
@@ -329,9 +358,14 @@ class V4l2DeviceSource(_ParsebinSource):
     """A local V4L2 device; H.264 cameras pass through, raw/MJPEG ones are encoded once."""
 
     def __init__(
-        self, stream: str, spec: V4l2Source, on_output: OutputCallback, on_fail: FailCallback
+        self,
+        stream: str,
+        spec: V4l2Source,
+        on_output: OutputCallback,
+        on_fail: FailCallback,
+        faults: CallbackFaults | None = None,
     ) -> None:
-        super().__init__(stream, on_output, on_fail)
+        super().__init__(stream, on_output, on_fail, faults)
         self.spec = spec
         self.description = f"v4l2 {spec.device}"
 

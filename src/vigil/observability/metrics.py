@@ -19,6 +19,25 @@ STREAM_TRANSITIONS = Counter(
     ["stream", "from_state", "to_state"],
 )
 
+CALLBACK_ERRORS = Counter(
+    "vigil_callback_errors",
+    "Exceptions raised in Python callbacks on GStreamer threads, by stream and callback.",
+    ["stream", "callback"],
+)
+
+STREAM_HEALS = Counter(
+    "vigil_stream_heals",
+    "Steps of the healing ladder taken, by stream and step: rebuild_source, rebuild_pipeline, "
+    "failed.",
+    ["stream", "step"],
+)
+
+RECORDING_STALLS = Counter(
+    "vigil_recording_stalls",
+    "Times a streaming stream's recording wrote nothing while video kept arriving.",
+    ["stream"],
+)
+
 RECORDING_GAPS = Counter(
     "vigil_recording_gaps",
     "Interruptions of a recorded stream (each is a row in the gaps table).",

@@ -49,6 +49,35 @@ class FlowWatch:
         return now - self._since >= self.timeout_s
 
 
+class RecordingWatch:
+    """Decides when a streaming stream's recording has stalled: nothing written for
+    `timeout_s` while video keeps coming — at least `keyframes` keyframes reached the tee since
+    the last write, so a branch waiting for its next keyframe (after a split, a failed file or
+    a caps change) is not mistaken for a stalled one. Time is passed in."""
+
+    def __init__(self, timeout_s: float, keyframes: int = 2) -> None:
+        self.timeout_s = timeout_s
+        self.keyframes = keyframes
+        self._written: object = None
+        self._since: float | None = None
+        self._keyframes_then = 0
+
+    def reset(self) -> None:
+        """Forget history (not streaming, not recording, or just rebuilt)."""
+        self._since = None
+
+    def stalled(self, written: object, keyframes: int, now: float) -> bool:
+        """Feed one sample (a token that changes with every write, and the keyframes seen so
+        far); True once the recording is stalled."""
+        if self._since is None or written != self._written:
+            self._written, self._since, self._keyframes_then = written, now, keyframes
+            return False
+        return (
+            now - self._since >= self.timeout_s
+            and keyframes - self._keyframes_then >= self.keyframes
+        )
+
+
 def camera_address(spec: SourceSpec) -> tuple[str, int] | None:
     """(host, port) of a network camera, for a cheap "is it back?" check."""
     if not isinstance(spec, RtspSource):

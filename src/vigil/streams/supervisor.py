@@ -25,11 +25,13 @@ from vigil.events import (
     EventBus,
     RecordingBlocked,
     RecordingResumed,
+    StreamHealing,
     StreamStateChanged,
     utc_now,
 )
 from vigil.media.ingest import IngestPipeline
 from vigil.media.messages import (
+    CallbackFailed,
     FirstFrame,
     MediaMessage,
     PipelineEos,
@@ -46,12 +48,19 @@ from vigil.media.snapshot import SnapshotFailed, jpeg_of
 from vigil.media.sources import SourceFailure
 from vigil.observability import tracing
 from vigil.observability.logging import stream_context
-from vigil.observability.metrics import STREAM_TRANSITIONS
+from vigil.observability.metrics import RECORDING_STALLS, STREAM_HEALS, STREAM_TRANSITIONS
 from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
 from vigil.recording.volumes import NoSpace, VolumePool
 from vigil.streams.backoff import Backoff
-from vigil.streams.health import FlowWatch, camera_address, looks_unreachable, reachable
+from vigil.streams.health import (
+    FlowWatch,
+    RecordingWatch,
+    camera_address,
+    looks_unreachable,
+    reachable,
+)
+from vigil.streams.ladder import HealStep, Ladder, cause_of, is_internal
 from vigil.streams.meter import Downtime, FlowMeter
 from vigil.streams.state import (
     Action,
@@ -79,6 +88,10 @@ STOP_TIMEOUT_S = 5.0
 # How often the watchdog looks at the video flow, and a camera that went away is re-tried.
 WATCH_INTERVAL_S = 1.0
 
+# A streaming stream whose recording wrote nothing this long while keyframes kept coming is
+# stalled (`recording_stalled`): detected within 10 s with a 1-second sampling period.
+RECORDING_STALL_S = 8.0
+
 PERMANENT_ERRORS = ("Unauthorized", "not authorized", "Not Found", "records H264 and H265")
 
 
@@ -97,7 +110,14 @@ class _FromSource:
     message: MediaMessage
 
 
-_Item = StreamEvent | _FromSource | _FirstFrameDeadline
+@dataclass(frozen=True)
+class _RecordingStalled:
+    """Internal: the recording of this source generation wrote nothing while video came."""
+
+    generation: int
+
+
+_Item = StreamEvent | _FromSource | _FirstFrameDeadline | _RecordingStalled
 
 
 class StreamSupervisor:
@@ -136,6 +156,8 @@ class StreamSupervisor:
         self._helpers: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._flow = FlowWatch(plan.no_data_timeout_s)
+        self._recording_watch = RecordingWatch(RECORDING_STALL_S)
+        self._ladder = Ladder()
         self._source_description = "not built"
         self._meter = FlowMeter()
         self._downtime = Downtime()
@@ -220,7 +242,7 @@ class StreamSupervisor:
                 if isinstance(item, Stop):
                     await self._apply(item)
                     return
-                if isinstance(item, (_FromSource, _FirstFrameDeadline)):
+                if isinstance(item, (_FromSource, _FirstFrameDeadline, _RecordingStalled)):
                     await self._on_media(item)
                 else:
                     await self._apply(item)
@@ -270,6 +292,7 @@ class StreamSupervisor:
             self._schedule_retry()
         elif action is Action.RESET_BACKOFF:
             self._backoff.reset()
+            self._ladder = Ladder()  # streaming stably: what failed before is healed
 
     def _schedule_retry(self) -> None:
         self._cancel_timers()
@@ -505,7 +528,14 @@ class StreamSupervisor:
         else:
             self._index.closed(self.plan.name, message.location, message.duration_s)
 
-    async def _on_media(self, item: _FromSource | _FirstFrameDeadline) -> None:
+    async def _on_media(self, item: _FromSource | _FirstFrameDeadline | _RecordingStalled) -> None:
+        if isinstance(item, _RecordingStalled):
+            if item.generation == self._generation and self._state is StreamState.STREAMING:
+                RECORDING_STALLS.labels(self.plan.name).inc()
+                reason = (f"recording_stalled: nothing written for {RECORDING_STALL_S:g} s "
+                          "while video kept arriving")  # fmt: skip
+                await self._internal_failure(reason, "recording_stalled", in_source=False)
+            return
         if isinstance(item, _FirstFrameDeadline):
             if item.generation == self._generation and self._state in (
                 StreamState.STARTING, StreamState.RECONNECTING
@@ -536,13 +566,59 @@ class StreamSupervisor:
             reason = message.message
             if message.debug:
                 reason = f"{reason} ({_last_line(message.debug)})"
-            await self._apply(Failure(reason, permanent=_is_permanent(reason),
+            permanent = _is_permanent(reason)
+            if not permanent and is_internal(message.message, message.debug,
+                                             resource_error=message.resource):  # fmt: skip
+                cause = cause_of(message.message, message.debug)
+                await self._internal_failure(reason, cause, in_source=message.in_source)
+                return
+            await self._apply(Failure(reason, permanent=permanent,
                                       whole_pipeline=not message.in_source))  # fmt: skip
+        elif isinstance(message, CallbackFailed):
+            reason = f"exception in {message.where}: {message.error}"
+            cause = f"{message.where}: {message.error.partition(':')[0]}"
+            await self._internal_failure(reason, cause, in_source=message.in_source)
         elif isinstance(message, PipelineEos):
             # The camera closed the session: video stopped coming, like a silent stall.
             await self._apply(NoData("the camera ended the stream"))
         elif isinstance(message, PipelineWarning):
             logger.warning("%s: %s: %s", self.plan.name, message.source, message.message)
+
+    async def _internal_failure(self, reason: str, cause: str, *, in_source: bool) -> None:
+        """A failure that is not the network's: climb the healing ladder (`streams/ladder.py`)
+        — rebuild the source, then the whole pipeline, then `failed`, retried slowly."""
+        if self._state not in (StreamState.STARTING, StreamState.STREAMING,
+                               StreamState.RECONNECTING):  # fmt: skip
+            return
+        self._ladder = self._ladder.climb(cause, in_source=in_source)
+        step, attempt = self._ladder.step, self._ladder.attempt
+        assert step is not None
+        name = self.plan.name
+        STREAM_HEALS.labels(name, step.value).inc()
+        logger.warning("%s: healing: %s (failure %d in a row with this cause): %s", name,
+                       step.value, attempt, reason)  # fmt: skip
+        self._bus.publish(StreamHealing(stream=name, step=step.value, reason=reason,
+                                        attempt=attempt))  # fmt: skip
+        if step is HealStep.FAILED:
+            reason = (f"{reason} — rebuilding the pipeline did not help; retrying every "
+                      f"{self._backoff.cap:g} s")  # fmt: skip
+        await self._apply(Failure(reason, permanent=step is HealStep.FAILED,
+                                  whole_pipeline=step is not HealStep.REBUILD_SOURCE))  # fmt: skip
+
+    def _check_recording(self, pipeline: IngestPipeline, now: float) -> None:
+        """Streaming means recording: a recording that writes nothing while keyframes keep
+        arriving is a fault of its own, healed by the ladder like any internal failure."""
+        if not self.plan.record or self._blocked is not None:
+            self._recording_watch.reset()
+            return
+        progress = pipeline.recording_progress()
+        if progress is None:
+            self._recording_watch.reset()
+            return
+        written, keyframes = progress
+        if self._recording_watch.stalled(written, keyframes, now):
+            self._recording_watch.reset()
+            self._events.put_nowait(_RecordingStalled(self._generation))
 
     async def _watch_flow(self) -> None:
         """The health watchdog: video must keep flowing while the stream is streaming."""
@@ -553,7 +629,9 @@ class StreamSupervisor:
             self._sample_flow(pipeline)
             if self._state is not StreamState.STREAMING or pipeline is None:
                 self._flow.reset(None)
+                self._recording_watch.reset()
                 continue
+            self._check_recording(pipeline, loop.time())
             if self._flow.stalled(pipeline.progress(), loop.time()):
                 timeout = self.plan.no_data_timeout_s
                 self._events.put_nowait(NoData(f"no video for {timeout:g} s"))
