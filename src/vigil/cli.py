@@ -1,19 +1,19 @@
-"""The `vigil` command line: run the service, the camera simulator, checks and references."""
+"""The `vigil` command line: run the service, the camera simulator, checks and references.
+
+Start-up time matters here (a restart's cost in video is the time to the first recorded frame,
+and `vigil streams list` should answer at once), so this module and the command modules it
+registers import only typer and the standard library at the top: each command imports what it
+needs when it runs. tests/test_cli_imports.py checks that `vigil version` / `--help` load no
+configuration, database, web or media module and that the API client loads no database or gi.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import os
-import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from vigil import __version__
 from vigil.commands import backup as backup_commands
@@ -23,26 +23,25 @@ from vigil.commands import recordings as recordings_commands
 from vigil.commands import storage as storage_commands
 from vigil.commands import streams as streams_commands
 from vigil.commands import tokens as tokens_commands
-from vigil.config import (
-    DEFAULT_CONFIG_YAML,
-    ConfigError,
-    ResolvedConfig,
-    config_base_dir,
-    default_config,
-    json_schema,
-    load_config,
-    resolve,
-)
-from vigil.config.log import LogFormat
+from vigil.commands.choices import LogFormatChoice
+from vigil.commands.output import stderr
 
+if TYPE_CHECKING:
+    from vigil.config import ResolvedConfig
+
+# Plain help and usage errors (click's), here and in every command group: typer's rich
+# rendering imports rich's markdown, syntax and traceback modules and doubles `vigil --help`.
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Vigil: record, re-serve and watch many cameras.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(
-    help="Check the configuration file and print its schema.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Check the configuration file and print its schema.",
+    no_args_is_help=True,
 )
 app.add_typer(config_app, name="config")
 app.add_typer(tokens_commands.app, name="tokens")
@@ -53,7 +52,6 @@ app.add_typer(storage_commands.app, name="storage")
 app.add_typer(models_commands.app, name="models")
 app.command("export")(export_command.export)
 
-console = Console(stderr=True, soft_wrap=True)
 EXIT_CONFIG = 2
 
 ConfigOption = Annotated[
@@ -64,6 +62,9 @@ ConfigOption = Annotated[
 
 def _load(path: Path | None) -> ResolvedConfig:
     """Load and resolve the configuration, or exit 2 naming every problem."""
+    from vigil.config import ConfigError, config_base_dir, default_config, load_config, resolve
+
+    console = stderr(highlight=True)
     try:
         if path is None:
             return resolve(default_config(), base_dir=Path.cwd())
@@ -81,7 +82,7 @@ def _load(path: Path | None) -> ResolvedConfig:
 def run(
     config: ConfigOption = None,
     log_format: Annotated[
-        LogFormat | None,
+        LogFormatChoice | None,
         typer.Option(
             "--log-format",
             help="text or json; overrides the configuration's log.format.",
@@ -90,9 +91,13 @@ def run(
     ] = None,
 ) -> None:
     """Run Vigil: start the streams and record them until Ctrl-C or SIGTERM."""
+    import signal
+
     # Until the service's own handlers are in place (after imports and set-up), a stop request
     # simply ends the process cleanly: nothing is being recorded yet.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    import asyncio
+
     resolved = _load(config)
     from vigil.observability.logging import setup_logging
 
@@ -101,8 +106,14 @@ def run(
 
 
 async def _serve(resolved: ResolvedConfig, config_path: Path | None) -> int:
+    import asyncio
+    import logging
+    import os
+    import signal
+
     from vigil.app import Vigil
 
+    console = stderr(highlight=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals_seen = 0
@@ -181,8 +192,11 @@ def sim(
     ] = False,
 ) -> None:
     """Serve simulated RTSP cameras rtsp://HOST:PORT/cam1 … camN (encoded once, fanned out)."""
+    import signal
+
     from vigil.ops.simulator_process import READY_LINE
 
+    console = stderr(highlight=True)
     if codec not in ("h264", "h265"):
         console.print(f"[red]error:[/] --codec must be h264 or h265, not {codec!r}")
         raise typer.Exit(EXIT_CONFIG)
@@ -250,6 +264,9 @@ def sim(
 @app.command()
 def doctor() -> None:
     """Report GStreamer's version and which elements Vigil needs are present or missing."""
+    from rich.console import Console
+    from rich.table import Table
+
     from vigil.media.doctor import examine
 
     report = examine()
@@ -274,18 +291,24 @@ def doctor() -> None:
 def config_check(file: Annotated[Path, typer.Argument(help="The YAML file to check.")]) -> None:
     """Validate a configuration file: exit 0 if valid, 2 with every problem if not."""
     resolved = _load(file)
-    console.print(f"{file}: valid ({len(resolved.streams)} stream(s))")
+    stderr(highlight=True).print(f"{file}: valid ({len(resolved.streams)} stream(s))")
 
 
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the configuration's JSON Schema."""
+    import json
+
+    from vigil.config import json_schema
+
     print(json.dumps(json_schema(), indent=2))
 
 
 @config_app.command("default")
 def config_default() -> None:
     """Print the built-in configuration `vigil run` uses without --config."""
+    from vigil.config import DEFAULT_CONFIG_YAML
+
     print(DEFAULT_CONFIG_YAML, end="")
 
 
@@ -297,4 +320,9 @@ def version() -> None:
 
 def main() -> None:
     """Entry point of the `vigil` console script."""
+    if sys.argv[1:] == ["version"]:
+        # Typer's own start (parsing, coercing values with pydantic) costs more than Python's;
+        # the one command that is nothing but an answer skips it.
+        version()
+        return
     app()

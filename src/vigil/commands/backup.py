@@ -7,24 +7,26 @@ API); `restore` refuses while anything has the database open (see `vigil.ops.res
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from vigil.commands.client import JsonOption, print_json
+from vigil.commands.output import escape
+from vigil.commands.output import stderr as console
 from vigil.commands.times import show_size, show_time
-from vigil.config import ResolvedConfig
-from vigil.ops.archive import BackupError
-from vigil.ops.backup import ArchiveInfo, create_backup, inspect_archives
-from vigil.ops.backup import prune_archives as prune_old_archives
-from vigil.ops.restore import restore_backup
 
-app = typer.Typer(help="Back up and restore Vigil's database and configuration.",
-                  no_args_is_help=True)  # fmt: skip
-console = Console(stderr=True, soft_wrap=True, highlight=False)
+if TYPE_CHECKING:
+    # Imported when the command runs: the configuration and the archive code (SQLAlchemy,
+    # Alembic) cost over a second that every other command would pay (see cli.py).
+    from vigil.config import ResolvedConfig
+    from vigil.ops.backup import ArchiveInfo
+
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Back up and restore Vigil's database and configuration.",
+    no_args_is_help=True,
+)
 
 ConfigOption = Annotated[
     Path | None,
@@ -51,7 +53,7 @@ def _backup_dir(resolved: ResolvedConfig, directory: Path | None) -> Path:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {escape(message)}")
+    console().print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(1)
 
 
@@ -65,6 +67,10 @@ def create(
     ] = True,
 ) -> None:
     """Back up the database (and the --config file) into one archive; print its path."""
+    from vigil.ops.archive import BackupError
+    from vigil.ops.backup import create_backup
+    from vigil.ops.backup import prune_archives as prune_old_archives
+
     resolved = _load(config)
     target = _backup_dir(resolved, directory)
     try:
@@ -72,7 +78,7 @@ def create(
     except (BackupError, OSError) as error:
         raise _fail(f"no backup made: {error}") from None
     with_config = ", with the configuration" if config is not None else ""
-    console.print(
+    console().print(
         f"backup written ({show_size(result.size_bytes)}, schema "
         f"{result.manifest.schema_revision}{with_config}):"
     )
@@ -80,7 +86,7 @@ def create(
     if prune:
         keep = resolved.config.backup.keep
         for path in prune_old_archives(target, keep):
-            console.print(f"deleted {escape(path.name)} (keeping the newest {keep})")
+            console().print(f"deleted {escape(path.name)} (keeping the newest {keep})")
 
 
 def _row(info: ArchiveInfo) -> dict[str, Any]:
@@ -102,13 +108,18 @@ def list_backups(
     config: ConfigOption = None, directory: DirOption = None, as_json: JsonOption = False
 ) -> None:
     """List the archives, newest first, each verified completely (checksums, DB integrity)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vigil.ops.backup import inspect_archives
+
     target = _backup_dir(_load(config), directory)
     infos = inspect_archives(target)
     if as_json:
         print_json([_row(info) for info in infos])
         return
     if not infos:
-        console.print(f"no backups in {escape(str(target))}")
+        console().print(f"no backups in {escape(str(target))}")
         return
     table = Table("archive", "created (UTC)", "size", "schema", "Vigil", "config", "verified",
                   caption=str(target))  # fmt: skip
@@ -147,9 +158,12 @@ def restore(
 
     The replaced database is kept as <db>.before-restore-<UTC time>.
     """
+    from vigil.ops.archive import BackupError
+    from vigil.ops.restore import restore_backup
+
     resolved = _load(config)
     if restore_config and config is None:
-        console.print("[red]error:[/] --restore-config needs --config FILE (the file to replace)")
+        console().print("[red]error:[/] --restore-config needs --config FILE (the file to replace)")
         raise typer.Exit(2)
     path = archive
     if not path.exists() and archive.parent == Path("."):
@@ -164,15 +178,15 @@ def restore(
     except BackupError as error:
         raise _fail(f"not restored: {error}") from None
     manifest = result.manifest
-    console.print(
+    console().print(
         f"restored {escape(path.name)} (made {show_time(manifest.created_at)} UTC by Vigil "
         f"{escape(manifest.vigil_version)}, schema {escape(manifest.schema_revision)})"
     )
-    console.print(f"  database:  {escape(str(result.database))}")
+    console().print(f"  database:  {escape(str(result.database))}")
     if result.database_aside is not None:
-        console.print(f"  previous:  {escape(str(result.database_aside))}")
+        console().print(f"  previous:  {escape(str(result.database_aside))}")
     if result.config is not None:
-        console.print(f"  config:    {escape(str(result.config))}")
+        console().print(f"  config:    {escape(str(result.config))}")
         if result.config_aside is not None:
-            console.print(f"  previous:  {escape(str(result.config_aside))}")
-    console.print("Vigil migrates the database to its newest schema when it starts.")
+            console().print(f"  previous:  {escape(str(result.config_aside))}")
+    console().print("Vigil migrates the database to its newest schema when it starts.")

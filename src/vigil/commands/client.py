@@ -12,14 +12,16 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from vigil.config.streams import STREAM_NAME_PATTERN
+from vigil.commands.choices import STREAM_NAME_PATTERN
+from vigil.commands.output import escape, stderr
+
+if TYPE_CHECKING:
+    # Imported where a request is made: building the command line must stay cheap (cli.py).
+    import httpx
 
 URL_VARIABLE = "VIGILCTL_URL"
 TOKEN_VARIABLE = "VIGILCTL_TOKEN"
@@ -44,7 +46,6 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
 ]
 
-stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 _STREAM_NAME = re.compile(STREAM_NAME_PATTERN)
 
 
@@ -70,6 +71,8 @@ class Remote:
     a `RemoteError`. The token is sent as a bearer header and never appears in a message."""
 
     def __init__(self, url: str, token: str | None, *, timeout: float = TIMEOUT_S) -> None:
+        import httpx
+
         base = _parse_url(url)
         self.url = str(base.copy_with(username=None, password=None)).rstrip("/")
         token = (token or "").strip()
@@ -127,6 +130,8 @@ class Remote:
 
     @contextmanager
     def _transport_errors(self) -> Iterator[None]:
+        import httpx
+
         where = f"Vigil at {self.url}"
         try:
             yield
@@ -186,6 +191,8 @@ def _error_message(body: bytes) -> str | None:
 
 
 def _parse_url(url: str) -> httpx.URL:
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -228,7 +235,7 @@ def fail(error: RemoteError) -> NoReturn:
 
 
 def report(error: RemoteError) -> None:
-    stderr.print(f"[red]error:[/] {escape(error.message)}")
+    stderr().print(f"[red]error:[/] {escape(error.message)}")
 
 
 def print_json(data: object) -> None:

@@ -6,20 +6,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 
 from vigil.commands.client import (
     DEFAULT_URL,
@@ -28,9 +17,9 @@ from vigil.commands.client import (
     TokenOption,
     UrlOption,
     connect,
-    stderr,
     stream_path,
 )
+from vigil.commands.output import escape, stderr
 from vigil.commands.times import (
     ACCEPTED,
     check_range,
@@ -40,8 +29,13 @@ from vigil.commands.times import (
     show_time,
 )
 
+if TYPE_CHECKING:
+    # Imported when the command runs: building the command line must stay cheap (cli.py).
+    import httpx
+    from rich.progress import Progress, TaskID
+
 # Vigil writes the whole clip before it answers: allow it the time a long export takes.
-EXPORT_TIMEOUT = httpx.Timeout(TIMEOUT_S, read=600.0)
+EXPORT_READ_TIMEOUT_S = 600.0
 CHUNK = 256 * 1024
 _FILENAME = re.compile(r'filename="([^"]+)"')
 
@@ -85,28 +79,40 @@ def export(
 
     Copied, not re-encoded: it starts at the keyframe at or before --start and skips gaps.
     """
+    import httpx
+
     check_range(start, end)
     if output is not None:
         _check_output(output, overwrite)
+    timeout = httpx.Timeout(TIMEOUT_S, read=EXPORT_READ_TIMEOUT_S)
     params = {"start": start.isoformat(), "end": end.isoformat()}
     with connect(url, token) as remote, _progress() as progress:
         task = progress.add_task(f"exporting {name}", total=None)
         with remote.stream(
-            stream_path(name, "export.mp4"), params=params, timeout=EXPORT_TIMEOUT
+            stream_path(name, "export.mp4"), params=params, timeout=timeout
         ) as response:
             target = output or Path(_filename(response) or f"{name}.mp4")
             _check_output(target, overwrite)
             length = int(response.headers.get("Content-Length", 0)) or None
             progress.update(task, description=f"downloading {target.name}", total=length)
             size = _download(response, target, progress, task, length)
-    stderr.print(_summary(target, size, response.headers))
+    stderr().print(_summary(target, size, response.headers))
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeElapsedColumn(), console=stderr, transient=True,
-        disable=not stderr.is_terminal,  # scripts get the summary line only
+        TimeElapsedColumn(), console=stderr(), transient=True,
+        disable=not stderr().is_terminal,  # scripts get the summary line only
     )  # fmt: skip
 
 

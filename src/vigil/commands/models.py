@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from vigil.config import ResolvedConfig
-from vigil.inference.catalogue import CATALOGUE, cached_sha256, find_installed
+from vigil.commands.output import escape
+from vigil.commands.output import stderr as console
+
+if TYPE_CHECKING:
+    # Imported when the command runs, like every heavy module of the command line (cli.py).
+    from vigil.config import ResolvedConfig
 
 CACHE_VARIABLE = "VIGIL_MODEL_CACHE"
 EXIT_FAILED = 1
 
-app = typer.Typer(help="Install and list detection models.", no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True, highlight=False)
+app = typer.Typer(
+    rich_markup_mode=None, help="Install and list detection models.", no_args_is_help=True
+)
 
 ConfigOption = Annotated[
     Path | None,
@@ -101,10 +103,10 @@ def install(
             target_dir,
             caches=caches,
             force=force,
-            progress=lambda message: console.print(escape(message)),
+            progress=lambda message: console().print(escape(message)),
         )
     except InstallError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
+        console().print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(EXIT_FAILED) from None
     print(path)
 
@@ -112,6 +114,11 @@ def install(
 @app.command("list")
 def list_models(config: ConfigOption = None, directory: DirOption = None) -> None:
     """List the models Vigil can install (installed or not) and those the configuration names."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vigil.inference.catalogue import CATALOGUE, cached_sha256, find_installed
+
     resolved = _load(config)
     target_dir = directory or models_dir(resolved)
     table = Table("name", "family", "labels", "status")

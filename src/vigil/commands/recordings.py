@@ -4,12 +4,9 @@ and what retention must keep, through its API."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from vigil.commands.client import (
     DEFAULT_URL,
@@ -19,9 +16,9 @@ from vigil.commands.client import (
     UrlOption,
     connect,
     print_json,
-    stderr,
     stream_path,
 )
+from vigil.commands.output import escape, stderr
 from vigil.commands.times import (
     EndOption,
     StartOption,
@@ -32,7 +29,11 @@ from vigil.commands.times import (
     show_time,
 )
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 app = typer.Typer(
+    rich_markup_mode=None,
     help="The recordings of a running Vigil: segments and gaps (over its API).",
     no_args_is_help=True,
 )
@@ -53,6 +54,8 @@ def list_recordings(
     token: TokenOption = None,
 ) -> None:
     """Every segment of a stream overlapping the range (default: all), oldest first."""
+    from rich.console import Console
+
     check_range(start, end)
     with connect(url, token) as remote:
         segments = all_segments(remote, name, start, end)
@@ -60,7 +63,7 @@ def list_recordings(
         print_json(segments)
         return
     if not segments:
-        stderr.print(f"no recordings of '{escape(name)}'{_in_range(start, end)}")
+        stderr().print(f"no recordings of '{escape(name)}'{_in_range(start, end)}")
         return
     Console().print(segments_table(segments))
 
@@ -83,6 +86,8 @@ def all_segments(
 
 def segments_table(segments: list[dict[str, Any]]) -> Table:
     """One row per segment, and a caption with the count, the length and the size in all."""
+    from rich.table import Table
+
     duration = sum(s["duration_s"] or 0 for s in segments)
     size = sum(s["size_bytes"] or 0 for s in segments)
     table = Table(
@@ -114,6 +119,9 @@ def list_gaps(
     token: TokenOption = None,
 ) -> None:
     """Every time a stream was not recorded in the range (default: all), with the reason."""
+    from rich.console import Console
+    from rich.table import Table
+
     check_range(start, end)
     with connect(url, token) as remote:
         answer = remote.get(stream_path(name, "gaps"), _range(start, end))
@@ -121,7 +129,7 @@ def list_gaps(
     if as_json:
         print_json(gaps)
     elif not gaps:
-        stderr.print(f"no gaps in the recordings of '{escape(name)}'{_in_range(start, end)}")
+        stderr().print(f"no gaps in the recordings of '{escape(name)}'{_in_range(start, end)}")
     else:
         table = Table("start (UTC)", "end (UTC)", "length", "reason")
         for gap in gaps:
@@ -129,7 +137,7 @@ def list_gaps(
                           show_duration(gap["duration_s"]), gap["reason"])  # fmt: skip
         Console().print(table)
     if answer["truncated"]:
-        stderr.print("[yellow]more gaps than one answer holds:[/] narrow the range with --start")
+        stderr().print("[yellow]more gaps than one answer holds:[/] narrow the range with --start")
 
 
 def _range(start: datetime | None, end: datetime | None) -> dict[str, str | int]:
@@ -159,13 +167,16 @@ def list_holds(
     as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
 ) -> None:
     """Holds that keep recordings from retention."""
+    from rich.console import Console
+    from rich.table import Table
+
     with connect(url, token) as remote:
         holds: list[dict[str, Any]] = remote.get("/recordings/holds")
     if as_json:
         print_json(holds)
         return
     if not holds:
-        stderr.print("no holds")
+        stderr().print("no holds")
         return
     table = Table("id", "stream", "from (UTC)", "to (UTC)", "until (UTC)", "reason")
     for hold in holds:
@@ -189,7 +200,7 @@ def add_hold(
 ) -> None:
     """Keep the recordings of a time range from retention (operator token)."""
     if start is None or end is None:
-        stderr.print("[red]error:[/] --start and --end are both needed")
+        stderr().print("[red]error:[/] --start and --end are both needed")
         raise typer.Exit(2)
     check_range(start, end)
     body: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(), "reason": reason}
@@ -199,7 +210,7 @@ def add_hold(
         body["until"] = until.isoformat()
     with connect(url, token) as remote:
         hold = remote.post("/recordings/holds", body)
-    stderr.print(f"hold {hold['id']} keeps {hold['stream'] or 'every stream'} from "
+    stderr().print(f"hold {hold['id']} keeps {hold['stream'] or 'every stream'} from "
                  f"{show_time(hold['start'])} to {show_time(hold['end'])}")  # fmt: skip
 
 
@@ -214,4 +225,4 @@ def remove_hold(
     """Remove a hold; retention may then delete what it kept."""
     with connect(url, token) as remote:
         remote.delete(f"/recordings/holds/{hold_id}")
-    stderr.print(f"hold {hold_id} removed")
+    stderr().print(f"hold {hold_id} removed")

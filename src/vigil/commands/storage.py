@@ -13,17 +13,11 @@ it) or its API answers at the configured address.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from vigil.commands.client import (
     DEFAULT_URL,
@@ -37,33 +31,19 @@ from vigil.commands.client import (
 from vigil.commands.client import (
     JsonOption as ClientJsonOption,
 )
+from vigil.commands.output import escape, stderr
 from vigil.commands.times import show_size, show_time
-from vigil.config import ResolvedConfig
-from vigil.recording.rebuild import (
-    FoundVolume,
-    UnknownVolumeError,
-    VolumeOutcome,
-    VolumeResult,
-    index_is_empty,
-    rebuild_volume,
-    reconstruct_gaps,
-    select,
-    survey,
-)
-from vigil.recording.reindex import ReindexAction
-from vigil.store.recordings import GapStore, SegmentStore
-from vigil.store.recovery import (
-    CheckedDatabase,
-    CorruptDatabaseError,
-    DatabaseState,
-    database_in_use,
-    database_problem,
-    open_checked,
-)
-from vigil.store.volumes import VolumeStore
 
-app = typer.Typer(help="Recording volumes and the recording index.", no_args_is_help=True)
-stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+if TYPE_CHECKING:
+    # `reindex` imports these when it runs: the configuration, SQLAlchemy and the recording
+    # code cost over a second that every other command would pay (see cli.py).
+    from vigil.config import ResolvedConfig
+    from vigil.recording.rebuild import FoundVolume, VolumeResult
+    from vigil.store.recovery import CheckedDatabase
+
+app = typer.Typer(
+    rich_markup_mode=None, help="Recording volumes and the recording index.", no_args_is_help=True
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -122,13 +102,15 @@ def reindex_command(
     corrupt database under a running Vigil.
     """
     from vigil.cli import _load
+    from vigil.recording.rebuild import UnknownVolumeError, select, survey
+    from vigil.store.recovery import CorruptDatabaseError, database_problem, open_checked
 
     resolved = _load(config)
     database = resolved.database_path
     problem = database_problem(database) if database.exists() else None
     running = _vigil_running(resolved, probe_database=problem is None)
     if running is not None:
-        stderr.print(
+        stderr().print(
             f"[yellow]warning:[/] {escape(running)}: indexing alongside Vigil "
             "(files it may still be writing are left alone)"
         )
@@ -141,12 +123,12 @@ def reindex_command(
         try:
             found = [select(found, volume)]
         except UnknownVolumeError as error:
-            stderr.print(f"[red]error:[/] {escape(str(error))}")
+            stderr().print(f"[red]error:[/] {escape(str(error))}")
             raise typer.Exit(EXIT_USAGE) from None
     try:
         checked = open_checked(database, problem=problem, replace_corrupt=running is None)
     except CorruptDatabaseError as error:
-        stderr.print(
+        stderr().print(
             f"[red]error:[/] the database {escape(str(error.path))} is corrupt "
             f"({escape(error.problem)}), and Vigil seems to be running ({escape(running or '')})"
             ": stop Vigil, then run this again to move it aside and rebuild it"
@@ -172,6 +154,17 @@ def _rebuild(
     every_volume: bool,
     running: str | None,
 ) -> _Rebuild:
+    from datetime import timedelta
+
+    from vigil.recording.rebuild import (
+        VolumeOutcome,
+        index_is_empty,
+        rebuild_volume,
+        reconstruct_gaps,
+    )
+    from vigil.store.recordings import GapStore, SegmentStore
+    from vigil.store.volumes import VolumeStore
+
     segments, gaps = SegmentStore(checked.db), GapStore(checked.db)
     from_nothing = index_is_empty(segments, gaps)
     results = [
@@ -200,6 +193,10 @@ def _vigil_running(resolved: ResolvedConfig, *, probe_database: bool) -> str | N
     """Why Vigil seems to be running on the configured database (for a message), or None.
     The database's lock is asked only if `probe_database` (the probe opens it read-write,
     which must not happen to a corrupt one); the API at the configured address always."""
+    import sqlite3
+
+    from vigil.store.recovery import database_in_use
+
     path = resolved.database_path
     try:
         if probe_database and database_in_use(path):
@@ -217,6 +214,8 @@ def _vigil_answering(resolved: ResolvedConfig) -> str | None:
         return None  # a port picked at start-up: nothing to ask
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    import httpx
+
     try:
         with httpx.Client(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
             answer = client.get(f"{url}/healthz")
@@ -234,6 +233,8 @@ def _running_min_age_s(resolved: ResolvedConfig) -> float:
 
 
 def _database_line(checked: CheckedDatabase) -> str:
+    from vigil.store.recovery import DatabaseState
+
     path = checked.db.path
     moved = ", ".join(str(target) for target in checked.moved_to)
     match checked.state:
@@ -271,6 +272,8 @@ def _volume_line(result: VolumeResult) -> str:
 
 
 def _print(rebuild: _Rebuild) -> None:
+    from vigil.recording.reindex import ReindexAction
+
     print(_database_line(rebuild.database))
     for result in rebuild.volumes:
         print(_volume_line(result))
@@ -358,6 +361,9 @@ def status_command(
     as_json: ClientJsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
 ) -> None:
     """Volumes of a running Vigil: state, space, and what retention deleted (over its API)."""
+    from rich.console import Console
+    from rich.table import Table
+
     with connect(url, token) as remote:
         answer = remote.get("/storage")
     if as_json:
@@ -381,7 +387,7 @@ def status_command(
         f"{show_size(answer['bytes_deleted'])}; oldest recording {oldest}"
     )
     if answer["blocked_streams"]:
-        stderr.print(
+        stderr().print(
             "[red]recording blocked (no space):[/] " + escape(", ".join(answer["blocked_streams"]))
         )
 
@@ -400,7 +406,7 @@ def eject_command(
     if as_json:
         print_json(answer)
     else:
-        stderr.print(f"volume {answer['id']} at {escape(answer['path'])} is offline: "
+        stderr().print(f"volume {answer['id']} at {escape(answer['path'])} is offline: "
                      "it may be unmounted")  # fmt: skip
 
 
@@ -425,7 +431,7 @@ def attach_command(
     if as_json:
         print_json(answer)
     else:
-        stderr.print(f"volume {answer['id']} at {escape(answer['path'])} is {answer['state']}")
+        stderr().print(f"volume {answer['id']} at {escape(answer['path'])} is {answer['state']}")
 
 
 def _volume_id(text: str) -> str:

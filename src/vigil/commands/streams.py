@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
+from vigil.commands.choices import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS, TransportChoice
 from vigil.commands.client import (
     DEFAULT_URL,
     EXIT_FAILED,
@@ -23,14 +20,16 @@ from vigil.commands.client import (
     fail,
     print_json,
     report,
-    stderr,
     stream_path,
 )
+from vigil.commands.output import escape, stderr
 from vigil.commands.times import show_time
-from vigil.config.recording import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
-from vigil.config.sources import Transport
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="List, add, remove, start and stop the streams of a running Vigil (over its API).",
     no_args_is_help=True,
 )
@@ -53,19 +52,24 @@ def list_streams(
     as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
 ) -> None:
     """Every configured stream: state, recording, origin and source (password masked)."""
+    from rich.console import Console
+
     with connect(url, token) as remote:
         streams = remote.get("/streams")
     if as_json:
         print_json(streams)
         return
     if not streams:
-        stderr.print("no streams are configured")
+        stderr().print("no streams are configured")
         return
     Console().print(streams_table(streams))
 
 
 def streams_table(streams: list[dict[str, Any]]) -> Table:
     """One row per stream, as `GET /api/v1/streams` gives them."""
+    from rich.table import Table
+    from rich.text import Text
+
     # Name and state stay whole in a narrow terminal; the source folds rather than being cut.
     table = Table()
     table.add_column("name", no_wrap=True)
@@ -96,7 +100,7 @@ def add(
         ),
     ],
     transport: Annotated[
-        Transport | None, typer.Option(help="RTSP transport (default: the configuration's).")
+        TransportChoice | None, typer.Option(help="RTSP transport (default: the configuration's).")
     ] = None,
     record: Annotated[
         bool | None, typer.Option("--record/--no-record", help="Record it (default: yes).")
@@ -122,7 +126,7 @@ def add(
     body.update({key: value for key, value in optional.items() if value is not None})
     with connect(url, token) as remote:
         created = remote.post("/streams", body)
-    stderr.print(
+    stderr().print(
         f"added stream '{escape(created['name'])}' ({escape(created['config']['source'])}): "
         f"{created['state']}"
     )
@@ -179,7 +183,7 @@ def _each(
     with connect(url, token) as remote:
         for name in names:
             try:
-                stderr.print(action(remote, name))
+                stderr().print(action(remote, name))
             except RemoteError as error:
                 if error.ends_the_command:
                     raise

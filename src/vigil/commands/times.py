@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.filesize import decimal
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -82,4 +81,8 @@ def show_duration(seconds: float | None) -> str:
 
 def show_size(size_bytes: int | None) -> str:
     """``12.3 MB`` (decimal units, like `ls -h --si`); '' for None."""
-    return "" if size_bytes is None else decimal(size_bytes)
+    if size_bytes is None:
+        return ""
+    from rich.filesize import decimal
+
+    return decimal(size_bytes)

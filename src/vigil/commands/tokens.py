@@ -6,17 +6,21 @@ Works whether or not Vigil runs: a running Vigil sees a new or revoked token wit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from vigil.store.db import Database
-from vigil.store.tokens import Role, TokenNameTakenError, TokenNotFoundError, TokenStore
+from vigil.commands.choices import RoleChoice
+from vigil.commands.output import stderr
 
-app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    # Imported when the command runs: SQLAlchemy and Alembic cost a second (see cli.py).
+    from vigil.store.db import Database
+    from vigil.store.tokens import TokenStore
+
+app = typer.Typer(
+    rich_markup_mode=None, help="Create, list and revoke API tokens.", no_args_is_help=True
+)
 
 ConfigOption = Annotated[
     Path | None,
@@ -26,6 +30,8 @@ ConfigOption = Annotated[
 
 def _store(config: Path | None) -> tuple[Database, TokenStore]:
     from vigil.cli import _load
+    from vigil.store.db import Database
+    from vigil.store.tokens import TokenStore
 
     resolved = _load(config)
     db = Database(resolved.database_path)
@@ -36,25 +42,32 @@ def _store(config: Path | None) -> tuple[Database, TokenStore]:
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. 'home-assistant'.")],
-    role: Annotated[Role, typer.Option(help="viewer, operator or admin.")] = Role.VIEWER,
+    role: Annotated[
+        RoleChoice, typer.Option(help="viewer, operator or admin.")
+    ] = RoleChoice.VIEWER,
     config: ConfigOption = None,
 ) -> None:
     """Create a token and print it (only now: Vigil keeps only its hash)."""
+    from vigil.store.tokens import Role, TokenNameTakenError
+
     db, store = _store(config)
     try:
-        token = store.create(name, role)
+        token = store.create(name, Role(role.value))
     except TokenNameTakenError as error:
-        console.print(f"[red]error:[/] {error}")
+        stderr(highlight=True).print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
     finally:
         db.close()
-    console.print(f"token '{name}' ({role}) created; it is shown only once:")
+    stderr(highlight=True).print(f"token '{name}' ({role}) created; it is shown only once:")
     print(token)
 
 
 @app.command("list")
 def list_tokens(config: ConfigOption = None) -> None:
     """List tokens (names, roles, dates; never the tokens)."""
+    from rich.console import Console
+    from rich.table import Table
+
     db, store = _store(config)
     try:
         rows = store.list()
@@ -74,12 +87,14 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke a token: it stops working within a second, also in a running Vigil."""
+    from vigil.store.tokens import TokenNotFoundError
+
     db, store = _store(config)
     try:
         store.revoke(name)
     except TokenNotFoundError as error:
-        console.print(f"[red]error:[/] {error}")
+        stderr(highlight=True).print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
     finally:
         db.close()
-    console.print(f"token '{name}' revoked")
+    stderr(highlight=True).print(f"token '{name}' revoked")
