@@ -96,7 +96,7 @@ class IngestPipeline:
         self._bus_handler = bus.connect(
             "message", self.faults.guard("bus message handler", self._on_message, None)
         )
-        self._last_keyframe = self._add_keyframe_tap()
+        self._keyframe_gate, self._last_keyframe = self._add_keyframe_tap()
 
     def _add_source(self) -> Source:
         """Build the source into its own bin (so it can be replaced while the rest runs)."""
@@ -339,7 +339,7 @@ class IngestPipeline:
 
     # -- latest keyframe (snapshots) --------------------------------------------------------
 
-    def _add_keyframe_tap(self) -> Gst.Element:
+    def _add_keyframe_tap(self) -> tuple[Gst.Element, Gst.Element]:
         """A tee branch keeping the latest keyframe, in C alone: identity drops every delta
         frame and fakesink holds the last buffer it got, with its caps. No Python runs per
         buffer and nothing is decoded until a snapshot is asked for."""
@@ -356,7 +356,7 @@ class IngestPipeline:
             or not keyframes.link(last)
         ):
             raise RuntimeError(f"{self.stream}: cannot attach the keyframe tap")
-        return last
+        return keyframes, last
 
     def recording_progress(self) -> tuple[object, int] | None:
         """(a token that changes with every write of the recording, keyframes that reached the
@@ -364,8 +364,10 @@ class IngestPipeline:
         branch = self._recording
         if branch is None:
             return None
-        stats = self._last_keyframe.get_property("stats")
-        keyframes = int(stats.get_value("rendered")) if stats is not None else 0
+        # The keyframe tap's identity: its count only grows (a sink's own stats restart at
+        # every new segment, which a looped file or a reconnect brings).
+        stats = self._keyframe_gate.get_property("stats")
+        keyframes = int(stats.get_value("num-buffers")) if stats is not None else 0
         return branch.written(), keyframes
 
     def latest_keyframe(self) -> Gst.Sample | None:
