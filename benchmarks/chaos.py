@@ -248,8 +248,18 @@ def analyse(args: argparse.Namespace, work: Path, groups: list[CameraGroup], dis
         stuck=stuck_streams(monitor.samples, faults, service.events, args.quiet),
         silent_at_end=silent_at_end, unplanned=service.unplanned(), restart_s=args.restart_sec,
         watchdog_s=args.watchdog_sec, after_s=AFTER_S, quiet_s=args.quiet,
-        min_hole_s=MIN_HOLE_S, log_top=top,
+        min_hole_s=MIN_HOLE_S, log_top=top, vigil_version=vigil_version(),
     )  # fmt: skip
+
+
+def vigil_version() -> str:
+    """The commit Vigil ran from, and whether src/ had changes not committed yet."""
+    top = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(top)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "src"], capture_output=True,
+                           text=True).stdout.strip()  # fmt: skip
+    return (head.stdout.strip() or "?") + (" (with uncommitted changes in src/)" if dirty else "")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class Result:
     quiet_s: float
     min_hole_s: float
     log_top: list[tuple[str, int]]
+    vigil_version: str
 
 
 def _clock(at: float) -> str:
@@ -50,6 +51,12 @@ def _clock(at: float) -> str:
 def _lasting(kind: str) -> str:
     low, high = DURATIONS[kind]
     return f", {low:g} to {high:g} s" if high else ""
+
+
+def _shorter(r: Result) -> list[str]:
+    if (r.cameras, r.minutes) == (50, 20):
+        return []
+    return ["**A smaller run than the default (50 cameras, 20 min): the figures are its own.**", ""]
 
 
 def render(r: Result) -> str:
@@ -77,8 +84,10 @@ def render(r: Result) -> str:
     lines = [
         "## Chaos: random faults while recording",
         "",
-        f"Command: `{r.command}`, run {started:%Y-%m-%d %H:%M} UTC. Machine: {machine()}.",
+        f"Command: `{r.command}`, run {started:%Y-%m-%d %H:%M} UTC on Vigil {r.vigil_version}. "
+        f"Machine: {machine()}.",
         "",
+        *_shorter(r),
         f"{r.cameras} simulated cameras ({r.size}, {r.fps} fps, 1 s GOP, {r.bitrate_kbit} kbit/s, "
         f"RTSP over TCP) in {r.groups} groups of up to {r.group_size}, each group one `vigil sim` "
         "inside a network namespace of its own (a veth pair with a /30 of 10/8 to the host, "

@@ -90,19 +90,20 @@ class VigilService:
         """SIGKILL the running Vigil; returns (killed at, started again at) once systemd's part
         (noticing, waiting `restart_s`, starting) is done."""
         with self._lock:
-            process, starts = self.process, self._starts
+            process = self.process
             if process is None:
                 raise RuntimeError("no vigil to kill")
             killed = time.time()
             self.events.append(ServiceEvent(killed, "kill"))
             process.kill()
         deadline = time.monotonic() + timeout
-        while self._starts == starts:
+        while True:
+            started = [e.at for e in self.events if e.kind == "exec" and e.at > killed]
+            if started:
+                return killed, started[0]
             if time.monotonic() > deadline:
                 raise RuntimeError("vigil was not started again after the kill")
             time.sleep(0.02)
-        started = next(e.at for e in reversed(self.events) if e.kind == "exec")
-        return killed, started
 
     def ready(self) -> bool:
         notify = self.notify
