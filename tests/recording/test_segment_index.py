@@ -88,3 +88,36 @@ async def test_an_empty_file_is_not_kept_and_an_unreachable_one_is_closed_as_tol
     assert rows[away].status == "complete" and rows[away].duration_s == 2.5
     writer.shutdown()
     db.close()
+
+
+async def test_what_a_failed_write_cost_at_a_split_is_a_gap_whenever_it_is_reported(
+    tmp_path: Path,
+) -> None:
+    index, db, writer = _index(tmp_path)
+    files = [tmp_path / f"{n}.mp4" for n in range(4)]
+    for path in files:
+        path.write_bytes(b"not an mp4 yet")  # closed with the recorder's duration, as told
+    at = [T0 + timedelta(seconds=4 * n) for n in range(4)]
+    index.opened("cam", str(files[0]), at[0], None, None, None)
+    async with asyncio.timeout(10):
+        await index.drain()
+    # Split: the next file opens; then the finished one's last write fails before it closes.
+    index.opened("cam", str(files[1]), at[1], None, None, None)
+    index.write_failed("cam", str(files[0]), "write failed on volume disk1: No space left")
+    index.closed("cam", str(files[0]), 2.5)
+    # The next split closes its file short too, and the failure is never reported in time.
+    index.opened("cam", str(files[2]), at[2], None, None, None)
+    index.closed("cam", str(files[1]), 2.0)
+    # A file that ends where the next begins leaves no gap.
+    index.opened("cam", str(files[3]), at[3], None, None, None)
+    index.closed("cam", str(files[2]), 4.0)
+    async with asyncio.timeout(10):
+        await index.drain()
+    gaps = GapStore(db).list_gaps(stream="cam")
+    assert [(g.start, g.end, g.reason) for g in gaps] == [
+        (at[0] + timedelta(seconds=2.5), at[1], "write failed on volume disk1: No space left"),
+        (at[1] + timedelta(seconds=2), at[2],
+         "write failed: the end of the segment did not reach the disk"),
+    ]  # fmt: skip
+    writer.shutdown()
+    db.close()

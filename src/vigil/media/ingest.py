@@ -307,10 +307,10 @@ class IngestPipeline:
         if branch is not None:
             branch.rotate()
 
-    def recording_failed(self, location: str) -> bool:
+    def recording_failed(self, location: str) -> bool | None:
         """Writing `location` failed: drop that file, record on (see `RecordingBranch.fail`)."""
         branch = self._recording
-        return branch.fail(location) if branch is not None else False
+        return branch.fail(location) if branch is not None else None
 
     def detach_recording(self, timeout: float = 5.0) -> None:
         """Stop recording: finish the open segment, then remove the branch; the stream runs on."""

@@ -340,15 +340,17 @@ class RecordingBranch:
             self._split_at = 0
         self._arm()
 
-    def fail(self, location: str, timeout: float = 5.0) -> bool:
+    def fail(self, location: str, timeout: float = 5.0) -> bool | None:
         """Writing `location` failed (disk full, I/O error, disk gone): tear that file down now
         and, if it was the open one, start the next segment at the next keyframe (placed
-        elsewhere by `location_for`). Returns False if the file is not one of ours (any more).
-        Blocking: call from a worker thread."""
+        elsewhere by `location_for`). True if it was the open file (recording is interrupted
+        until then), False if it had already been finished at its split (its end is what is
+        lost), None if the file is not one of ours (any more). Blocking: call from a worker
+        thread."""
         with self._lock:
             chain = self._chains.get(location)
             if chain is None or chain.failed:
-                return False
+                return None
             chain.failed = True
             current = chain is self._file
             if current:
@@ -365,7 +367,7 @@ class RecordingBranch:
             self._unfinished.discard(chain)
         GLib.idle_add(self._faults.guard("segment close", self._retire, False), chain)
         self._arm()
-        return True
+        return current
 
     def location_of(self, element: Gst.Object | None) -> str | None:
         """The file written by the chain `element` belongs to (for a bus message's source)."""

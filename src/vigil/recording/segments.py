@@ -39,11 +39,20 @@ class _OpenFile:
     stream: str
     start: datetime
     segment_id: asyncio.Future[int]
+    # Known once the file is probed: where its video ends on disk.
+    end: datetime | None = None
+    # The start of the file that followed it at a split (no interruption in between): the two
+    # should touch; if they do not, the difference was lost writing this one.
+    successor_start: datetime | None = None
+    lost_reason: str | None = None
+    hole_checked: bool = False
 
 
 # Consecutive segments closer than this are contiguous (a reconnect costs more than this).
 GAP_TOLERANCE = timedelta(seconds=1)
 NOT_RUNNING = "Vigil was not running"
+# Two frames at 25 fps: less than this between a failed file and the next is rounding.
+FAILED_WRITE_TOLERANCE = timedelta(seconds=0.08)
 
 
 class SegmentIndex:
@@ -73,6 +82,7 @@ class SegmentIndex:
         self._closing: dict[str, set[asyncio.Task[None]]] = {}
         self._check_gap: set[str] = set()
         self._seen: set[str] = set()
+        self._latest: dict[str, _OpenFile] = {}  # the last file opened, per stream
 
     async def _write(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, call)
@@ -109,7 +119,15 @@ class SegmentIndex:
         # waits for them (and only them: this file may itself close before its row is written).
         before = set(self._closing.get(stream, ())) if stream in self._check_gap else set()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._open[location] = _OpenFile(stream, start, future)
+        entry = _OpenFile(stream, start, future)
+        self._open[location] = entry
+        previous = self._latest.get(stream)
+        if previous is not None and stream not in self._check_gap:
+            # A split: the previous file should end where this one starts.
+            previous.successor_start = start
+            if previous.end is not None:
+                self._spawn(self._account_hole(previous))
+        self._latest[stream] = entry
         self._spawn(self._insert(stream, location, start, codec, width, height, future, before))
 
     async def _insert(
@@ -177,6 +195,9 @@ class SegmentIndex:
                 # file that is not there at all is on a disk that went away: it is closed with
                 # the recorder's duration and completed from the file when the disk is back.)
                 logger.warning("%s: %s is empty; not kept", entry.stream, location)
+                entry.end = entry.start
+                if entry.successor_start is not None:
+                    await self._account_hole(entry)
                 return
             end = entry.start + timedelta(seconds=duration)
             previous = self._last_end.get(entry.stream)
@@ -205,6 +226,9 @@ class SegmentIndex:
                     size_bytes=size,
                 )
             )
+            entry.end = end
+            if entry.successor_start is not None:
+                await self._account_hole(entry)
             RECORDED_SEGMENTS.labels(entry.stream).inc()
             RECORDED_BYTES.labels(entry.stream).inc(size)
             logger.debug(
@@ -221,6 +245,40 @@ class SegmentIndex:
                 )
 
     # -- gaps -------------------------------------------------------------------------------
+
+    def write_failed(self, stream: str, location: str, reason: str) -> None:
+        """Writing `location`, a file already finished at its split, failed: the part of it
+        that did not reach the disk becomes a gap (with `reason`) when the file is probed."""
+        entry = self._open.get(location)
+        latest = self._latest.get(stream)
+        if entry is None and latest is not None and latest.end is not None:
+            entry = latest if latest.hole_checked is False else None
+        if entry is None:
+            logger.info("%s: %s failed after it was indexed; its hole was counted then",
+                        stream, location)  # fmt: skip
+            return
+        entry.lost_reason = reason
+
+    async def _account_hole(self, entry: _OpenFile) -> None:
+        """A file and the one that followed it at a split should touch: the difference (the end
+        of a file whose last writes failed, or a whole file that stayed empty) is a gap."""
+        if entry.hole_checked or entry.end is None or entry.successor_start is None:
+            return
+        entry.hole_checked = True
+        lost = entry.successor_start - entry.end
+        # A reported write failure counts whatever it cost; otherwise the usual tolerance.
+        tolerance = FAILED_WRITE_TOLERANCE if entry.lost_reason else GAP_TOLERANCE
+        if self._gaps is None or lost <= tolerance:
+            return
+        reason = entry.lost_reason or "write failed: the end of the segment did not reach the disk"
+        gaps, stream = self._gaps, entry.stream
+        gap_id = await self._write(
+            partial(gaps.add_gap, stream, entry.end, entry.successor_start, reason)
+        )
+        RECORDING_GAPS.labels(stream).inc()
+        self._bus.publish(GapClosed(stream=stream, gap_id=gap_id, end=entry.successor_start))
+        logger.warning("%s: %.1f s lost at the end of a segment (%s)", stream,
+                       lost.total_seconds(), reason)  # fmt: skip
 
     def interrupted(self, stream: str, reason: str) -> None:
         """Recording of `stream` stopped unexpectedly: open a gap until its next segment."""

@@ -408,12 +408,14 @@ class StreamSupervisor:
         pipeline = self._pipeline
         if pipeline is None:
             return
-        failed = await self._in_media_thread(lambda: pipeline.recording_failed(message.location))
-        if failed and self._state is StreamState.STREAMING:
-            self._index.interrupted(name, f"write failed on {where}: {message.message}")
-        elif not failed:
-            logger.info("%s: %s was already finished or failed over (state %s)", name,
-                        message.location, self._state)  # fmt: skip
+        reason = f"write failed on {where}: {message.message}"
+        current = await self._in_media_thread(lambda: pipeline.recording_failed(message.location))
+        if current and self._state is StreamState.STREAMING:
+            self._index.interrupted(name, reason)  # until the next segment opens elsewhere
+        else:
+            # A file finished at its split (or already closed): what did not reach the disk
+            # is a hole before the next segment, accounted when the file is probed.
+            self._index.write_failed(name, message.location, reason)
         await self._take_segment_messages()
 
     def _set_blocked(self, reason: str | None) -> None:
