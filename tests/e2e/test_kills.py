@@ -164,3 +164,44 @@ def test_a_second_signal_exits_at_once_and_the_next_start_repairs(tmp_path: Path
     for row in rows:
         assert row.status in (SegmentStatus.COMPLETE, SegmentStatus.REPAIRED), row
         assert ffprobe(row.path).frames > 0, row.path
+
+
+MANY = 30
+ROUNDS = 3
+CALLBACK_FAILURES = ("Expected Gst", "Must be Gst", "Traceback", "exception in ")
+
+
+def test_many_streams_started_at_once_all_record_after_every_kill(tmp_path: Path) -> None:
+    """Thirty streams start together on every start (their pipelines built at once by the
+    media pool): each records within seconds, every time, and no callback ever fails."""
+    db_path = tmp_path / "data" / "vigil.db"
+    log = tmp_path / "vigil.log"
+    with camera(cameras=MANY, size="320x180", gop=25) as cam:
+        config = tmp_path / "vigil.yml"
+        streams = "".join(
+            f'  - {{name: c{i}, source: "{cam.url(i)}", transport: tcp}}\n'
+            for i in range(1, MANY + 1)
+        )
+        config.write_text(
+            f"data_dir: ./data\nrecording: {{segment_seconds: 2}}\nstreams:\n{streams}"
+        )
+        for _ in range(ROUNDS):
+            started = datetime.now(UTC)
+            vigil = _start(config, log)
+            try:
+
+                def all_recording(since: datetime = started) -> bool:
+                    fresh = (
+                        {r.stream for r in _rows(db_path) if r.start > since}
+                        if db_path.exists()
+                        else set()
+                    )
+                    return len(fresh) == MANY
+
+                wait_for(all_recording, timeout=90, message=log.read_text()[-4000:])
+            finally:
+                vigil.send_signal(signal.SIGKILL)
+                vigil.wait(10)
+    text = log.read_text()
+    for marker in CALLBACK_FAILURES:
+        assert marker not in text, text[text.index(marker) - 2000 : text.index(marker) + 2000]
