@@ -1,16 +1,22 @@
 """The composition root: builds every service from a resolved configuration and runs them.
 
-Start order: folders → database (migrate) → event history → backup schedule → volumes (each
-usable one: crash leftovers repaired, unknown files indexed) → storage checks and retention →
-GLib loop → simulator (if configured) → streams → API. Stop runs it backwards, each stream
+Start order: folders → database (migrate) → event history → volumes (each usable one: crash
+leftovers repaired, unknown files indexed) → storage checks and retention → GLib loop (GStreamer
+initialised meanwhile) → simulator (if configured; spawned at the very start) → streams; then,
+once every stream records or has shown it cannot yet, the rest: backup schedule, RTSP server,
+WebRTC, detection, API. Only what recording needs is imported before the streams start; the
+rest (FastAPI, OpenTelemetry, ONNX Runtime and OpenCV, the RTSP server) after: a restart's cost
+in video is the time to the first recorded frame. Stop runs it backwards, each stream
 finishing its segment; the event history stores the last events before the database closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,51 +24,56 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from opentelemetry.sdk.trace import TracerProvider
-
 from vigil import __version__
-from vigil.api.app import create_api
-from vigil.api.server import ApiServer, is_loopback
-from vigil.api.services import ApiServices, PluginReport
-from vigil.config.detection import StreamDetectConfig
 from vigil.config.resolve import ResolvedConfig, StreamPlan
-from vigil.events import ConfigApplied, EventBus, RecordingRepaired, utc_now
-from vigil.inference.keeper import EventKeeper
-from vigil.inference.snapshots import SnapshotStore
-from vigil.media import doctor, gst
-from vigil.media.detect import DetectBranch
-from vigil.media.export import write_mp4
+from vigil.events import (
+    ConfigApplied,
+    EventBus,
+    RecordingRepaired,
+    SegmentOpened,
+    StreamStateChanged,
+    Subscription,
+    utc_now,
+)
+from vigil.media import gst
 from vigil.media.mainloop import GLibLoopThread
 from vigil.media.relay import RelayHub
-from vigil.observability import tracing
 from vigil.observability.event_log import EventLog
-from vigil.ops.backup import BackupScheduler
 from vigil.ops.simulator_process import SimulatorProcess
 from vigil.ops.systemd import Notifier, ServiceHeartbeat, status_line
-from vigil.recording.export import Exporter
 from vigil.recording.repair import RepairReport
 from vigil.recording.retention import Retention
 from vigil.recording.segments import SegmentIndex, close_dangling_gaps
 from vigil.recording.storage import StorageManager
 from vigil.recording.volumes import VolumePool
-from vigil.serve.rtsp_auth import RtspAuthPolicy
-from vigil.serve.rtsp_server import RtspServer
 from vigil.serve.sessions import SessionRegistry
-from vigil.serve.webrtc.gateway import WebRtcGateway
 from vigil.store.db import Database
 from vigil.store.events import EventStore
 from vigil.store.holds import HoldStore
 from vigil.store.overlay import OverlayStore
 from vigil.store.recordings import GapStore, SegmentStore
 from vigil.store.retention import RetentionStore
-from vigil.store.tokens import Role, TokenStore
 from vigil.store.volumes import VolumeStore
 from vigil.streams.desired import DesiredState
 from vigil.streams.manager import StreamManager
+from vigil.streams.state import StreamState
 
 if TYPE_CHECKING:
+    # Imported where they start, after the streams (see the module's docstring).
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from vigil.api.server import ApiServer
+    from vigil.api.services import PluginReport
+    from vigil.config.detection import StreamDetectConfig
+    from vigil.inference.keeper import EventKeeper
     from vigil.inference.service import DetectionService
+    from vigil.inference.snapshots import SnapshotStore
     from vigil.inference.types import Image
+    from vigil.media.detect import DetectBranch
+    from vigil.ops.backup import BackupScheduler
+    from vigil.recording.export import Exporter
+    from vigil.serve.rtsp_server import RtspServer
+    from vigil.serve.webrtc.gateway import WebRtcGateway
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +82,17 @@ FrameHandler = Callable[["Image", datetime], None]
 
 # Vigil speaks sd_notify when given a Notifier (tests/ops/test_systemd_e2e.py runs when True).
 SYSTEMD_NOTIFY = True
+# How long the services that follow the streams wait for every stream to record its first frame
+# (or show that it cannot yet: no camera, no publisher, no space) before starting anyway.
+RECORDING_HEAD_START_S = 5.0
+NOT_RECORDING_SOON = (StreamState.RECONNECTING, StreamState.STALLED, StreamState.FAILED)
+# What the services started after the streams import (each imports its own where it starts).
+LATER_MODULES = (
+    "vigil.ops.backup", "vigil.serve.rtsp_server", "vigil.serve.webrtc.gateway",
+    "vigil.inference.service", "vigil.inference.keeper", "vigil.media.detect",
+    "vigil.media.doctor", "vigil.media.export", "vigil.recording.export", "vigil.api.app",
+    "vigil.api.server", "vigil.observability.tracing",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,10 +146,12 @@ class Vigil:
         self.rtsp: RtspServer | None = None
         self.webrtc: WebRtcGateway | None = None
         self.detection: DetectionService | None = None
-        self.snapshots = SnapshotStore(resolved.data_dir / "snapshots")
+        self._snapshots: SnapshotStore | None = None
         self._detection_task: asyncio.Task[None] | None = None
         self._keeper: EventKeeper | None = None
         self._simulator: SimulatorProcess | None = None
+        self._simulator_start: asyncio.Task[None] | None = None
+        self._gst_ready: asyncio.Future[None] | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         # Pipeline set-up and tear-down block (state changes, EOS drains): give them threads
         # enough that 100 streams stopping at once finish in one drain time, not a hundred.
@@ -141,13 +165,31 @@ class Vigil:
     async def _run_write(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn)
 
+    @property
+    def snapshots(self) -> SnapshotStore:
+        """Detection snapshots on disk (made on first use: its module loads OpenCV)."""
+        if self._snapshots is None:
+            from vigil.inference.snapshots import SnapshotStore
+
+            self._snapshots = SnapshotStore(self.config.data_dir / "snapshots")
+        return self._snapshots
+
     async def start(self) -> StartupSummary:
-        """Bring every service up; returns what to tell the operator."""
+        """Bring every service up, recording first; returns what to tell the operator."""
         cfg = self.config
+        loop = asyncio.get_running_loop()
         self.bus = EventBus()
         if cfg.tracing.enabled:
+            from vigil.observability import tracing
+
             self._tracer_provider = tracing.build_provider(cfg.tracing)
             tracing.install(self._tracer_provider)
+        # Neither needs anything below, and both wait for other processes or in C most of the
+        # time: GStreamer reads its plugin registry, the simulator starts encoding.
+        self._gst_ready = gst_ready = loop.run_in_executor(self._media, gst.init)
+        if cfg.simulator is not None:
+            self._simulator = SimulatorProcess(cfg.simulator)
+            self._simulator_start = loop.create_task(self._simulator.start(), name="simulator")
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.database_path)
         await self._write(partial(self.db.migrate))
@@ -158,11 +200,11 @@ class Vigil:
             max_rows=cfg.config.events.max_rows,
         )  # fmt: skip
         self.event_log.start()
-        self._backups = BackupScheduler.from_config(cfg, config_path=self.config_path)
-        self._backups.start()
         self.segments = SegmentStore(self.db)
         # Volumes first: each usable one has its crash leftovers repaired and the files the
         # index does not know (a lost row, a disk from elsewhere) indexed, before recording.
+        # This stays ahead of the streams: repair closes rows from files that must not be
+        # growing, and the reindex walk would take a segment being written for a stray file.
         await self._start_storage()
         gaps = GapStore(self.db)
         await self._write(partial(close_dangling_gaps, gaps, self.segments))
@@ -172,12 +214,11 @@ class Vigil:
         )
         self.storage.start()
 
-        await asyncio.get_running_loop().run_in_executor(self._media, gst.init)
+        await gst_ready
         self._glib.start()
         simulator_urls: list[str] = []
-        if cfg.simulator is not None:
-            self._simulator = SimulatorProcess(cfg.simulator)
-            await self._simulator.start()
+        if self._simulator_start is not None and cfg.simulator is not None:
+            await self._simulator_start
             simulator_urls = [
                 f"rtsp://127.0.0.1:{cfg.simulator.port}/cam{i}"
                 for i in range(1, cfg.simulator.cameras + 1)
@@ -192,9 +233,19 @@ class Vigil:
             volumes=self.storage.pool, relays=self.relays,
         )  # fmt: skip
         self.storage.attach_streams(self.streams.rotate)
-        self.streams.start(list(effective.streams))
-        self.desired.attach(self.streams)
-        self.desired.watch()
+        recording = [plan.name for plan in effective.streams if plan.enabled and plan.record]
+        progress = self.bus.subscribe(lambda e: isinstance(e, SegmentOpened | StreamStateChanged))
+        with progress:
+            self.streams.start(list(effective.streams))
+            self.desired.attach(self.streams)
+            self.desired.watch()
+            # What follows serves, watches or tidies the recordings; none of it is needed to
+            # record. Its imports and set-up (seconds of Python) would compete with the streams'
+            # connecting for the one interpreter, so they wait until recording is under way.
+            await self._recording_under_way(recording, progress, RECORDING_HEAD_START_S)
+        # In a worker, so the loop goes on serving the streams meanwhile (about a second).
+        await asyncio.to_thread(_import_all, LATER_MODULES)
+        await self._start_backups()
         await self._start_rtsp()
         await self._start_webrtc()
         await self._start_detection(list(effective.streams))
@@ -221,10 +272,48 @@ class Vigil:
             rtsp_url=self.rtsp.url_pattern if self.rtsp is not None else "",
         )
 
+    async def _recording_under_way(
+        self, names: list[str], wake: Subscription, timeout: float
+    ) -> None:
+        """Return once each of `names` has opened its first segment or is in a state that will
+        not record soon (reconnecting, stalled, failed, blocked for space), or after `timeout`.
+        `wake` delivers the streams' state changes and segment openings: when to look again."""
+        assert self.streams is not None and self.index is not None
+        loop = asyncio.get_running_loop()
+        waiting = set(names)
+        deadline = loop.time() + timeout
+        while True:
+            waiting -= set(self.index.writing().values())
+            waiting -= {
+                status.name
+                for status in self.streams.statuses()
+                if status.state in NOT_RECORDING_SOON or status.recording_blocked
+            }
+            remaining = deadline - loop.time()
+            if not waiting:
+                return
+            if remaining <= 0:
+                logger.info(
+                    "%d stream(s) not recording yet after %.0f s (%s); starting the other "
+                    "services", len(waiting), timeout, ", ".join(sorted(waiting)[:5]),
+                )  # fmt: skip
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await wake.get()
+
+    async def _start_backups(self) -> None:
+        from vigil.ops.backup import BackupScheduler
+
+        self._backups = BackupScheduler.from_config(self.config, config_path=self.config_path)
+        self._backups.start()
+
     async def _start_detection(self, plans: list[StreamPlan]) -> None:
         """Detection on every stream that asks for it, following configuration changes. It
         only takes frames off the streams' relays: it never holds up their recording."""
+        from vigil.inference.keeper import EventKeeper
         from vigil.inference.service import DetectionService
+        from vigil.media.detect import DetectBranch
 
         cfg = self.config
         assert self.bus is not None
@@ -298,6 +387,9 @@ class Vigil:
         return {plan.name: plan.retain_days for plan in plans}
 
     async def _plugin_report(self) -> PluginReport:
+        from vigil.api.services import PluginReport
+        from vigil.media import doctor
+
         report = await asyncio.get_running_loop().run_in_executor(self._media, doctor.examine)
         return PluginReport(
             ok=report.ok, missing_packages=report.missing_packages,
@@ -308,6 +400,14 @@ class Vigil:
 
     async def _start_api(self) -> None:
         """Serve the HTTP API. Without any token it listens on loopback only, and says so."""
+        from vigil.api.app import create_api
+        from vigil.api.server import ApiServer, is_loopback
+        from vigil.api.services import ApiServices
+        from vigil.media.export import write_mp4
+        from vigil.observability import tracing
+        from vigil.recording.export import Exporter
+        from vigil.store.tokens import Role, TokenStore
+
         cfg = self.config
         assert self.db is not None and self.bus is not None and self.streams is not None
         assert self.segments is not None
@@ -351,6 +451,11 @@ class Vigil:
     async def _start_rtsp(self) -> None:
         """Serve every stream at rtsp://host:port/<name>, and take RTSP publishers. Without
         any credential (no API token, no RTSP user) it listens on loopback only, and says so."""
+        from vigil.api.server import is_loopback
+        from vigil.serve.rtsp_auth import RtspAuthPolicy
+        from vigil.serve.rtsp_server import RtspServer
+        from vigil.store.tokens import Role, TokenStore
+
         cfg, rtsp = self.config, self.config.config.rtsp
         if not rtsp.enabled:
             return
@@ -385,6 +490,8 @@ class Vigil:
 
     async def _start_webrtc(self) -> None:
         """WHEP playback and WHIP ingest, answered through the API's HTTP server."""
+        from vigil.serve.webrtc.gateway import WebRtcGateway
+
         config = self.config.config.webrtc
         if not config.enabled:
             logger.info("WebRTC (WHEP/WHIP) is disabled")
@@ -451,6 +558,14 @@ class Vigil:
         if self.index is not None:
             await self.index.drain()
             await self.index.close_gaps()
+        for pending in (self._simulator_start, self._gst_ready):
+            # Started alongside the rest of start(): if start() failed before awaiting one, it
+            # is cancelled or its outcome collected here (an outcome never read is logged).
+            if pending is not None:
+                pending.cancel()
+                await asyncio.wait({pending})
+                if not pending.cancelled():
+                    pending.exception()
         if self._simulator is not None:
             await self._simulator.stop()
         if self._heartbeat is not None:
@@ -463,6 +578,8 @@ class Vigil:
         self._media.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
         if self._tracer_provider is not None:  # the stop's own spans are exported too
+            from vigil.observability import tracing
+
             await asyncio.to_thread(tracing.shutdown, self._tracer_provider)
             self._tracer_provider = None
         if self._notifier is not None:
@@ -480,3 +597,8 @@ class _LiveRoots:
 
     def __len__(self) -> int:
         return len(self._pool.roots())
+
+
+def _import_all(modules: Iterable[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
