@@ -33,6 +33,7 @@ import gi
 import numpy as np
 
 from vigil.media import gst
+from vigil.media.callbacks import CallbackFaults
 from vigil.media.relay import Relay, align
 
 gi.require_version("GstApp", "1.0")
@@ -111,6 +112,11 @@ class DetectBranch:
         self._frame_width = frame_width
         self._on_frame = on_frame
         self._on_error = on_error
+        # An exception in one of this branch's callbacks is detection's failure (its state
+        # says so, logged once with the traceback), never a silent drop of frames.
+        self._faults = CallbackFaults(
+            stream, lambda failed: on_error(f"exception in {failed.where}: {failed.error}")
+        )
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._pipeline: Gst.Pipeline | None = None
@@ -216,16 +222,23 @@ class DetectBranch:
             if not upstream.link(downstream):
                 raise RuntimeError(f"cannot link {upstream.get_name()} to {downstream.get_name()}")
         gate_pad = gate.get_static_pad("src")
-        gate_pad.add_probe(Gst.PadProbeType.BUFFER, self._on_gate_buffer)
+        guard = self._faults.guard
+        gate_pad.add_probe(
+            Gst.PadProbeType.BUFFER,
+            guard("detection gate probe", self._on_gate_buffer, Gst.PadProbeReturn.OK),
+        )
         gate.get_static_pad("sink").add_probe(
-            Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_gate_event
+            Gst.PadProbeType.EVENT_DOWNSTREAM,
+            guard("detection gate event probe", self._on_gate_event, Gst.PadProbeReturn.OK),
         )
         self.keyframes_only = self.decode != "all"
         self._apply_gate(gate)
-        sink.connect("new-sample", self._on_sample)
+        sink.connect("new-sample", guard("detection frame", self._on_sample, Gst.FlowReturn.OK))
         sink.set_property("emit-signals", True)
         bus = pipeline.get_bus()
-        bus.set_sync_handler(self._on_bus_message)
+        bus.set_sync_handler(
+            guard("detection bus handler", self._on_bus_message, Gst.BusSyncReply.DROP)
+        )
         align(pipeline, self._relay.producer)
         if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
             pipeline.set_state(Gst.State.NULL)
