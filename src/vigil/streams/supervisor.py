@@ -16,15 +16,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
 from vigil.config.resolve import StreamPlan
 from vigil.config.sources import PublishSource
 from vigil.events import (
     EventBus,
-    RecordingBlocked,
-    RecordingResumed,
     StreamHealing,
     StreamStateChanged,
     utc_now,
@@ -42,26 +39,24 @@ from vigil.media.messages import (
     SegmentFileClosed,
     SegmentFileOpened,
 )
-from vigil.media.recorder import PlacementRefused, RecordingSpec
 from vigil.media.relay import RelayHub
 from vigil.media.snapshot import SnapshotFailed, jpeg_of
 from vigil.media.sources import SourceFailure
 from vigil.observability import tracing
 from vigil.observability.logging import stream_context
 from vigil.observability.metrics import RECORDING_STALLS, STREAM_HEALS, STREAM_TRANSITIONS
-from vigil.recording.paths import claim_segment_path
 from vigil.recording.segments import SegmentIndex
-from vigil.recording.volumes import NoSpace, VolumePool
+from vigil.recording.volumes import VolumePool
 from vigil.streams.backoff import Backoff
 from vigil.streams.health import (
     FlowWatch,
-    RecordingWatch,
     camera_address,
     looks_unreachable,
     reachable,
 )
 from vigil.streams.ladder import HealStep, Ladder, cause_of, is_internal
 from vigil.streams.meter import Downtime, FlowMeter
+from vigil.streams.recording import RECORDING_STALL_S, StreamRecording
 from vigil.streams.state import (
     Action,
     Failure,
@@ -87,10 +82,6 @@ FIRST_FRAME_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 # How often the watchdog looks at the video flow, and a camera that went away is re-tried.
 WATCH_INTERVAL_S = 1.0
-
-# A streaming stream whose recording wrote nothing this long while keyframes kept coming is
-# stalled (`recording_stalled`): detected within 10 s with a 1-second sampling period.
-RECORDING_STALL_S = 8.0
 
 PERMANENT_ERRORS = ("Unauthorized", "not authorized", "Not Found", "records H264 and H265")
 
@@ -137,8 +128,6 @@ class StreamSupervisor:
         self.plan = plan
         self._relays = relays
         self._unwatch_publisher: Callable[[], None] | None = None
-        self._volumes = volumes
-        self._blocked: str | None = None  # why recording is blocked (no space), while it is
         self._bus = bus
         self._index = index
         self._executor = media_executor
@@ -156,7 +145,7 @@ class StreamSupervisor:
         self._helpers: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._flow = FlowWatch(plan.no_data_timeout_s)
-        self._recording_watch = RecordingWatch(RECORDING_STALL_S)
+        self._recording = StreamRecording(plan, bus=bus, index=index, volumes=volumes)
         self._ladder = Ladder()
         self._source_description = "not built"
         self._meter = FlowMeter()
@@ -172,7 +161,7 @@ class StreamSupervisor:
             fps=meter.fps(), bitrate_bps=meter.bitrate_bps(),
             last_frame_age_s=meter.last_frame_age(now), frames_received=meter.frames,
             bytes_received=meter.bytes, not_streaming_s=self._downtime.seconds(now),
-            recording_blocked=self._blocked,
+            recording_blocked=self._recording.blocked,
         )  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -369,24 +358,6 @@ class StreamSupervisor:
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, fn)
 
-    def _recording_spec(self) -> RecordingSpec:
-        plan, volumes = self.plan, self._volumes
-
-        def location_for(start: datetime) -> str:  # a GStreamer streaming thread
-            if volumes is None:
-                return str(claim_segment_path(plan.recording_root, plan.name, start))
-            try:
-                path, _volume = volumes.place(plan.name, start)
-            except NoSpace as refused:
-                raise PlacementRefused(str(refused), finish_current=refused.exhausted) from None
-            return str(path)
-
-        return RecordingSpec(
-            segment_seconds=plan.segment_seconds,
-            fragment_seconds=plan.fragment_seconds,
-            location_for=location_for,
-        )
-
     async def rotate_recording(self) -> None:
         """Start the next segment at the next keyframe, placed anew (moving off a volume)."""
         pipeline = self._pipeline
@@ -394,41 +365,18 @@ class StreamSupervisor:
             await self._in_media_thread(pipeline.rotate_recording)
 
     async def _write_failed(self, message: RecordingWriteFailed) -> None:
-        """A segment file could not be written: count it against its volume, record the gap,
-        and fail over to another volume at the next keyframe."""
-        name = self.plan.name
-        volume = None
-        if self._volumes is not None:
-            volume = self._volumes.write_failed(
-                message.location, no_space=message.no_space, message=message.message
-            )
-        where = f"volume {volume}" if volume else "disk"
-        logger.error("%s: writing %s failed (%s): %s", name, message.location, where,
-                     message.message)  # fmt: skip
+        """A segment file could not be written: count it against its volume, account what it
+        cost, and fail over to another volume at the next keyframe."""
+        reason = self._recording.write_failed(message)
         pipeline = self._pipeline
         if pipeline is None:
             return
-        reason = f"write failed on {where}: {message.message}"
-        current = await self._in_media_thread(lambda: pipeline.recording_failed(message.location))
-        if current and self._state is StreamState.STREAMING:
-            self._index.interrupted(name, reason)  # until the next segment opens elsewhere
-        else:
-            # A file finished at its split (or already closed): what did not reach the disk
-            # is a hole before the next segment, accounted when the file is probed.
-            self._index.write_failed(name, message.location, reason)
+        was_open = await self._in_media_thread(lambda: pipeline.recording_failed(message.location))
+        streaming = self._state is StreamState.STREAMING
+        self._recording.account_failed_file(
+            message.location, reason, was_open=was_open, streaming=streaming
+        )
         await self._take_segment_messages()
-
-    def _set_blocked(self, reason: str | None) -> None:
-        if reason == self._blocked:
-            return
-        was, self._blocked = self._blocked, reason
-        if reason is not None:
-            self._bus.publish(RecordingBlocked(stream=self.plan.name, reason=reason))
-            if was is None and self._state is StreamState.STREAMING:
-                self._index.interrupted(self.plan.name, f"recording blocked: {reason}")
-        else:
-            logger.info("%s: recording resumed", self.plan.name)
-            self._bus.publish(RecordingResumed(stream=self.plan.name))
 
     async def _start_source(self, *, whole: bool) -> None:
         """Build the pipeline (whole) or only a new source into the running one, in a span."""
@@ -456,7 +404,7 @@ class StreamSupervisor:
                                       read_batch_ms=plan.read_batch_ms,
                                       relays=self._relays)  # fmt: skip
             if plan.record:
-                pipeline.attach_recording(self._recording_spec())
+                pipeline.attach_recording(self._recording.spec())
             pipeline.start()
             if self._relays is not None:  # viewers are fed from this pipeline from now on
                 self._relays.video(plan.name).bind(pipeline.outlet)
@@ -515,20 +463,13 @@ class StreamSupervisor:
             if isinstance(item, _FromSource) and isinstance(
                 item.message, (SegmentFileOpened, SegmentFileClosed)
             ):
-                self._on_segment(item.message)
+                self._recording.on_segment(item.message)
             else:
                 pending.append(item)
         for item in pending:
             self._events.put_nowait(item)
 
     # -- what the pipeline says -------------------------------------------------------------
-
-    def _on_segment(self, message: SegmentFileOpened | SegmentFileClosed) -> None:
-        if isinstance(message, SegmentFileOpened):
-            self._index.opened(self.plan.name, message.location, message.start,
-                               message.codec, message.width, message.height)  # fmt: skip
-        else:
-            self._index.closed(self.plan.name, message.location, message.duration_s)
 
     async def _on_media(self, item: _FromSource | _FirstFrameDeadline | _RecordingStalled) -> None:
         if isinstance(item, _RecordingStalled):
@@ -548,15 +489,14 @@ class StreamSupervisor:
             return
         message = item.message
         if isinstance(message, (SegmentFileOpened, SegmentFileClosed)):
-            self._on_segment(message)  # always: files of an old source are still files
-            if isinstance(message, SegmentFileOpened):
-                self._set_blocked(None)
+            self._recording.on_segment(message)  # always: files of an old source are still files
             return
         if isinstance(message, RecordingWriteFailed):
             await self._write_failed(message)  # whatever source generation wrote the file
             return
         if isinstance(message, RecordingBlockedMessage):
-            self._set_blocked(message.reason)
+            self._recording.set_blocked(message.reason,
+                                        streaming=self._state is StreamState.STREAMING)  # fmt: skip
             return
         if item.generation != self._generation:
             return  # from a source that has been replaced
@@ -607,21 +547,6 @@ class StreamSupervisor:
         await self._apply(Failure(reason, permanent=step is HealStep.FAILED,
                                   whole_pipeline=step is not HealStep.REBUILD_SOURCE))  # fmt: skip
 
-    def _check_recording(self, pipeline: IngestPipeline, now: float) -> None:
-        """Streaming means recording: a recording that writes nothing while keyframes keep
-        arriving is a fault of its own, healed by the ladder like any internal failure."""
-        if not self.plan.record or self._blocked is not None:
-            self._recording_watch.reset()
-            return
-        progress = pipeline.recording_progress()
-        if progress is None:
-            self._recording_watch.reset()
-            return
-        written, keyframes = progress
-        if self._recording_watch.stalled(written, keyframes, now):
-            self._recording_watch.reset()
-            self._events.put_nowait(_RecordingStalled(self._generation))
-
     async def _watch_flow(self) -> None:
         """The health watchdog: video must keep flowing while the stream is streaming."""
         loop = asyncio.get_running_loop()
@@ -631,9 +556,10 @@ class StreamSupervisor:
             self._sample_flow(pipeline)
             if self._state is not StreamState.STREAMING or pipeline is None:
                 self._flow.reset(None)
-                self._recording_watch.reset()
+                self._recording.stalled(None, loop.time())  # forget: not streaming
                 continue
-            self._check_recording(pipeline, loop.time())
+            if self._recording.stalled(pipeline, loop.time()):
+                self._events.put_nowait(_RecordingStalled(self._generation))
             if self._flow.stalled(pipeline.progress(), loop.time()):
                 timeout = self.plan.no_data_timeout_s
                 self._events.put_nowait(NoData(f"no video for {timeout:g} s"))
