@@ -5,7 +5,8 @@ Faults (one at a time, random kind, target, length and quiet spell before, from 
 Vigil killed with SIGKILL and restarted as systemd would; a group of cameras restarted; a group
 of cameras cut off the network (link down in their namespace); a recording volume pulled
 (`umount -l`) and put back; SQLite's write lock held by another process. Every figure is read
-from the files and the database after the run (see chaos_analysis.py), never from Vigil's state.
+from the files and the database after the run (chaos_files.py, chaos_analysis.py), never from
+Vigil's state.
 
 Run (root: it makes network namespaces and mounts): `./dev bench chaos [--cameras 50]
 [--minutes 20] [--seed 1] [--faults vigil_kill,net_cut] [--keep]`. Everything it starts or
@@ -28,15 +29,22 @@ from types import FrameType
 
 from benchmarks.chaos_analysis import (
     attribute,
+    log_summary,
+    read_gaps,
+    recorded,
+    restart_times,
+    stuck_streams,
+    unaccounted,
+)
+from benchmarks.chaos_faults import KINDS, Fault, Injector, plan
+from benchmarks.chaos_files import (
+    FileFacts,
     check_index,
     examine,
     find_files,
-    log_summary,
+    read_packets,
     read_rows,
-    recorded,
-    stuck_streams,
 )
-from benchmarks.chaos_faults import KINDS, Fault, Injector, plan
 from benchmarks.chaos_monitor import WriteMonitor
 from benchmarks.chaos_report import Result, details, render
 from benchmarks.chaos_rig import CameraGroup, Disk, LockHolder, free_subnets
@@ -163,7 +171,7 @@ def run(args: argparse.Namespace) -> None:
         service = VigilService(work, config, env, restart_s=args.restart_sec,
                                watchdog_s=args.watchdog_sec, start_timeout_s=90)  # fmt: skip
         streams = [s for g in groups for s in g.streams]
-        monitor = WriteMonitor([d.disk for d in disks], streams)
+        monitor = WriteMonitor([(d.disk, d.slot) for d in disks], streams, lock.db)
         injector = Injector(service, groups, disks, lock)
         service.start()
         monitor.start()
@@ -173,7 +181,7 @@ def run(args: argparse.Namespace) -> None:
                 raise RuntimeError(f"not recording within 180 s: {monitor.silent(5.0)}")
             time.sleep(1)
         time.sleep(args.warmup)
-        t0 = time.time()
+        t0, load_start = time.time(), os.getloadavg()
         t1 = t0 + args.minutes * 60
         print(f"every camera recording; faults for {args.minutes:g} min", flush=True)
         faults: list[Fault] = []
@@ -185,14 +193,15 @@ def run(args: argparse.Namespace) -> None:
             f = faults[-1]
             print(f"{time.time() - t0:6.0f} s  {f.name}: {f.end - f.start:.1f} s", flush=True)
         time.sleep(max(0.0, t1 - time.time()))
+        load = (load_start, os.getloadavg())
         monitor.stop()
         silent_at_end = monitor.silent(args.quiet)
         service.stop()
         for group in groups:
             group.destroy()  # the cameras' CPU is the analysis's now
         print("analysing the recordings…", flush=True)
-        result = analyse(args, work, groups, disks, service, monitor, faults, t0, t1,
-                         silent_at_end)  # fmt: skip
+        result = analyse(args, work, groups, disks, service, monitor, faults, (t0, t1),
+                         silent_at_end, load)  # fmt: skip
         report = render(result)
         print(report)
         print(details(result), flush=True)
@@ -225,9 +234,16 @@ def run(args: argparse.Namespace) -> None:
 
 
 def analyse(args: argparse.Namespace, work: Path, groups: list[CameraGroup], disks: list[Disk],
-            service: VigilService, monitor: WriteMonitor, faults: list[Fault], t0: float,
-            t1: float, silent_at_end: list[str]) -> Result:  # fmt: skip
+            service: VigilService, monitor: WriteMonitor, faults: list[Fault],
+            span: tuple[float, float], silent_at_end: list[str],
+            load: tuple[tuple[float, ...], tuple[float, ...]]) -> Result:  # fmt: skip
+    t0, t1 = span
     files, quarantined = find_files([(d.disk, d.slot) for d in disks])
+    leftovers = []  # what Vigil set aside as unusable: does it hold video?
+    for path in quarantined:
+        facts = FileFacts(str(path), "", 0.0)
+        read_packets(facts, path, FPS)
+        leftovers.append(facts)
     real_of = {}
     for facts in files:
         for disk in disks:
@@ -236,7 +252,9 @@ def analyse(args: argparse.Namespace, work: Path, groups: list[CameraGroup], dis
     probed_how = examine(files, real_of, FPS, args.probe_max, args.seed)
     rows = read_rows(work / "vigil" / "vigil.db")
     streams = [s for g in groups for s in g.streams]
-    loss = attribute(streams, recorded(rows, files), faults, t0, t1, AFTER_S, MIN_HOLE_S)
+    covered = recorded(rows, files)
+    loss = attribute(streams, covered, faults, t0, t1, AFTER_S, MIN_HOLE_S)
+    gaps = read_gaps(work / "vigil" / "vigil.db", t1)
     counts, examples = log_summary(service.log)
     top = [(line, n) for line, (_key, n) in zip(examples, counts.most_common(), strict=False)]
     return Result(
@@ -244,11 +262,13 @@ def analyse(args: argparse.Namespace, work: Path, groups: list[CameraGroup], dis
         group_size=max(g.count for g in groups), size=SIZE, fps=FPS, bitrate_kbit=BITRATE_KBIT,
         segment_seconds=args.segment_seconds, minutes=args.minutes, t0=t0, t1=t1,
         faults=faults, loss=loss, files=files, probed_how=probed_how,
-        quarantined=len(quarantined), check=check_index(rows, files, FPS),
+        quarantined=leftovers, check=check_index(rows, files, FPS),
         stuck=stuck_streams(monitor.samples, faults, service.events, args.quiet),
-        silent_at_end=silent_at_end, unplanned=service.unplanned(), restart_s=args.restart_sec,
-        watchdog_s=args.watchdog_sec, after_s=AFTER_S, quiet_s=args.quiet,
-        min_hole_s=MIN_HOLE_S, log_top=top, vigil_version=vigil_version(),
+        silent_at_end=silent_at_end, unlisted=monitor.unlisted_for(args.quiet),
+        unplanned=service.unplanned(), unaccounted=unaccounted(streams, covered, gaps, t0, t1),
+        restarts=restart_times(faults, service.events, covered), load=load,
+        restart_s=args.restart_sec, watchdog_s=args.watchdog_sec, after_s=AFTER_S,
+        quiet_s=args.quiet, min_hole_s=MIN_HOLE_S, log_top=top, vigil_version=vigil_version(),
     )  # fmt: skip
 
 

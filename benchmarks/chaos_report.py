@@ -7,8 +7,9 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from benchmarks.chaos_analysis import FileFacts, IndexCheck, Loss, Stuck, spread
+from benchmarks.chaos_analysis import Loss, Stuck, spread
 from benchmarks.chaos_faults import DURATIONS, KINDS, LABELS, Fault
+from benchmarks.chaos_files import FileFacts, IndexCheck
 from benchmarks.chaos_service import ServiceEvent
 from benchmarks.common import machine
 
@@ -30,11 +31,15 @@ class Result:
     loss: Loss
     files: list[FileFacts]
     probed_how: str
-    quarantined: int
+    quarantined: list[FileFacts]  # files Vigil moved to .quarantine, read like the others
     check: IndexCheck
     stuck: list[Stuck]
     silent_at_end: list[str]
+    unlisted: dict[str, tuple[float, float]]  # files the index missed for a while, during the run
     unplanned: list[ServiceEvent]
+    unaccounted: list[tuple[str, tuple[float, float], float]]  # holes without a gap row
+    restarts: list[tuple[float, float]]  # per kill: s from exec to READY=1, to all recording
+    load: tuple[tuple[float, ...], tuple[float, ...]]  # load averages at the start, at the end
     restart_s: float
     watchdog_s: float
     after_s: float
@@ -51,6 +56,21 @@ def _clock(at: float) -> str:
 def _lasting(kind: str) -> str:
     low, high = DURATIONS[kind]
     return f", {low:g} to {high:g} s" if high else ""
+
+
+def _seconds(found: list[tuple[str, tuple[float, float], float]]) -> str:
+    return f" ({sum(x for _s, _h, x in found):.1f} s)" if found else ""
+
+
+def _holding(files: list[FileFacts]) -> str:
+    video = [f for f in files if f.packets]
+    return f"{len(video)}, {sum(f.duration for f in video):.1f} s" if video else "0"
+
+
+def _longest(unlisted: dict[str, tuple[float, float]]) -> str:
+    if not unlisted:
+        return ""
+    return f" (longest seen unlisted: {max(b - a for a, b in unlisted.values()):.0f} s)"
 
 
 def _shorter(r: Result) -> list[str]:
@@ -85,7 +105,9 @@ def render(r: Result) -> str:
         "## Chaos: random faults while recording",
         "",
         f"Command: `{r.command}`, run {started:%Y-%m-%d %H:%M} UTC on Vigil {r.vigil_version}. "
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. Load average (1/5/15 min) at the start "
+        f"{'/'.join(f'{x:.2f}' for x in r.load[0])}, at the end "
+        f"{'/'.join(f'{x:.2f}' for x in r.load[1])}.",
         "",
         *_shorter(r),
         f"{r.cameras} simulated cameras ({r.size}, {r.fps} fps, 1 s GOP, {r.bitrate_kbit} kbit/s, "
@@ -125,6 +147,9 @@ def render(r: Result) -> str:
         "",
         "| figure | measured | goal |",
         "|---|---|---|",
+        f"| after a kill, s from systemd starting Vigil to `READY=1` / to every stream recording "
+        f"(median / p95 / max) | {spread(a for a, _b in r.restarts)} / "
+        f"{spread(b for _a, b in r.restarts)} | — |",
         f"| baseline: lost outside every fault, per stream s (median / p95 / max) | "
         f"{spread(baseline)} ({sum(baseline):.1f} s over {free_h:.1f} fault-free "
         "stream-hours) | 0 |",
@@ -138,9 +163,14 @@ def render(r: Result) -> str:
         f"{c.disagreeing}: {len(c.row_without_file)} without their file, "
         f"{len(c.file_without_row)} files without a row, {len(c.duration_off)} durations off "
         f"by more than a frame, {len(c.left_open)} left open, {len(c.start_off)} starting "
-        "outside their file's named second | 0 |",
-        f"| rows Vigil marked `missing` / files it quarantined | {c.marked_missing} / "
-        f"{r.quarantined} | — |",
+        f"outside their file's named second, {len(c.overlapping)} overlapping the stream's "
+        "previous row | 0 |",
+        f"| files on disk the index did not list for {r.quiet_s:g} s or more during the run "
+        f"(checked every 10 s) | {len(r.unlisted)}{_longest(r.unlisted)} | 0 |",
+        f"| rows Vigil marked `missing` / files it quarantined (of which holding video) | "
+        f"{c.marked_missing} / {len(r.quarantined)} ({_holding(r.quarantined)}) | — |",
+        f"| holes over 1 s that Vigil's gap rows do not account for | {len(r.unaccounted)}"
+        f"{_seconds(r.unaccounted)} | 0 |",
         f"| Vigil restarts the benchmark did not cause (crash, watchdog, start timeout) | "
         f"{len(r.unplanned)} | 0 |",
         "",
@@ -152,12 +182,19 @@ def details(r: Result, limit: int = 25) -> str:
     """What a reader needs to check a figure by hand: each fault and what it cost, each
     misbehaviour. Printed, not written to the page."""
     out = ["Faults (UTC, length, streams, lost / beyond per stream: max):"]
+    restarts = iter(r.restarts)
     for i, fault in enumerate(r.faults):
         pairs = [(s, *r.loss.per_fault[(i, s)]) for s in fault.streams]
         worst = max(pairs, key=lambda p: p[2])
+        started = ""
+        if fault.kind == "vigil_kill":
+            ready, recording = next(restarts)
+            started = (
+                f"; READY=1 {ready:.1f} s after the restart, all recording after {recording:.1f} s"
+            )
         out.append(f"  {_clock(fault.start)} {fault.name}: {fault.end - fault.start:.1f} s, "
                    f"{len(fault.streams)} streams, worst {worst[0]} lost {worst[1]:.2f} s, "
-                   f"beyond {worst[2]:.2f} s")  # fmt: skip
+                   f"beyond {worst[2]:.2f} s{started}")  # fmt: skip
     out.append(f"Baseline holes ({len(r.loss.baseline_holes)}):")
     out += [f"  {s} {_clock(a)} {b - a:.2f} s" for s, (a, b) in r.loss.baseline_holes[:limit]]
     out.append(f"Stuck ({len(r.stuck)}):")
@@ -176,6 +213,17 @@ def details(r: Result, limit: int = 25) -> str:
             for w, d in c.duration_off[:limit]]  # fmt: skip
     out += [f"  row {w.id} {w.path}: left open" for w in c.left_open[:limit]]
     out += [f"  row {w.id} {w.path}: starts {_clock(w.start)}" for w in c.start_off[:limit]]
+    out += [f"  row {w.id} {w.path} ({w.status}): starts {o:.3f} s before the previous row ends"
+            for w, o in c.overlapping[:limit]]  # fmt: skip
+    out.append(f"Files unlisted by the index for {r.quiet_s:g} s or more during the run:")
+    out += [f"  {p}: from {_clock(a)} to at least {_clock(b)}"
+            for p, (a, b) in sorted(r.unlisted.items(), key=lambda i: i[1])[:limit]]  # fmt: skip
+    out.append("Quarantined by Vigil:")
+    out += [f"  {f.path}: {f.packets} packets, {f.duration:.2f} s {f.error}"
+            for f in r.quarantined[:limit]]  # fmt: skip
+    out.append("Holes without a gap row:")
+    out += [f"  {s} {_clock(a)} {b - a:.2f} s, {x:.2f} s of it in no gap row"
+            for s, (a, b), x in r.unaccounted[:limit]]  # fmt: skip
     out.append("Unplanned restarts:")
     out += [f"  {_clock(e.at)} {e.kind} {e.detail}" for e in r.unplanned]
     out.append("Vigil's log, warnings and errors (folded, most frequent first):")
