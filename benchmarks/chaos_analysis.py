@@ -170,8 +170,7 @@ def unaccounted(streams: list[str], covered: dict[str, list[Interval]],
 class Stuck:
     stream: str
     since: float  # when it should have been writing from
-    seen_at: float  # first sample that found it stuck
-    until: float  # last sample that found it stuck
+    until: float  # the last sample that found it stuck
     around: str  # the faults near it
 
 
@@ -241,7 +240,7 @@ def stuck_streams(samples: list[Sample], faults: list[Fault], events: list[Servi
     for stream, runs in episodes.items():
         for since, until in runs:
             near = [f.name for f in faults if f.start - 60 <= since <= f.end + 60]
-            found.append(Stuck(stream, since, since + quiet_s, until, ", ".join(near) or "none"))
+            found.append(Stuck(stream, since, until, ", ".join(near) or "none"))
     return sorted(found, key=lambda s: (s.since, s.stream))
 
 

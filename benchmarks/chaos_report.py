@@ -137,8 +137,12 @@ def render(r: Result) -> str:
         "a hole's time outside the fault's own stretch: the cameras down or cut off, Vigil "
         "dead until restarted (nothing for a pulled volume or a locked database, since another "
         "volume had room and files do not wait for the index). A stream is stuck when none of "
-        f"its files grew for {r.quiet_s:g} s although its camera served and was reachable and "
-        "a Vigil process ran all that time (file modification times, sampled every 2 s).",
+        f"its files grew for {r.quiet_s:g} s although all that time its camera served and was "
+        "reachable and Vigil ran and had said `READY=1` (file modification times, sampled "
+        "every 2 s; a slow start after a kill shows in the kills' loss and restart times). "
+        "The index is checked against the files at the end (after a clean stop) and, for "
+        "files it does not list, every 10 s during the run. Faults never overlap, so each "
+        "hole has one cause; what several faults at once do is not measured here.",
         "",
         "| fault | count | length s: median / max | stream-faults | lost beyond its length "
         "per stream s: median / p95 / max | stream-faults losing > 1 s beyond |",
@@ -147,8 +151,8 @@ def render(r: Result) -> str:
         "",
         "| figure | measured | goal |",
         "|---|---|---|",
-        f"| after a kill, s from systemd starting Vigil to `READY=1` / to every stream recording "
-        f"(median / p95 / max) | {spread(a for a, _b in r.restarts)} / "
+        f"| after a kill, s from systemd starting Vigil again (median / p95 / max) | to "
+        f"`READY=1`: {spread(a for a, _b in r.restarts)}; to every stream recording: "
         f"{spread(b for _a, b in r.restarts)} | — |",
         f"| baseline: lost outside every fault, per stream s (median / p95 / max) | "
         f"{spread(baseline)} ({sum(baseline):.1f} s over {free_h:.1f} fault-free "
