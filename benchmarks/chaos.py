@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -210,27 +212,34 @@ def run(args: argparse.Namespace) -> None:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up is not to be interrupted
         print("cleaning up…", flush=True)
+        steps: list[Callable[[], object]] = []
         if monitor is not None:
-            monitor.stop()
+            steps.append(monitor.stop)
         if injector is not None:
-            injector.restore_all()
+            steps.append(injector.restore_all)  # lock released, links up, volumes back
         if service is not None:
-            service.stop()
-        lock.release()
-        for group in groups:
-            group.destroy()
+            steps.append(service.stop)  # cleanly: the files it has open are finished
+        steps += [lock.release, *[g.destroy for g in groups]]
         if args.keep:
-            for disk in disks:
-                if disk.mounted:
-                    copy = work / f"copy-of-volume{disk.index}"
-                    subprocess.run(["cp", "-a", str(disk.disk), str(copy)], check=False)
-        for disk in disks:
-            disk.unmount()
+            steps += [partial(_copy, disk, work) for disk in disks]
+        steps += [d.unmount for d in disks]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # one step failing must not leave the rest undone
+                print(f"clean-up step failed: {exc!r}", flush=True)
         if args.keep:
             print(f"kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _copy(disk: Disk, work: Path) -> None:
+    """--keep: the volume's files outlive its tmpfs."""
+    if disk.mounted:
+        copy = work / f"copy-of-volume{disk.index}"
+        subprocess.run(["cp", "-a", str(disk.disk), str(copy)], check=False)
 
 
 def analyse(args: argparse.Namespace, work: Path, groups: list[CameraGroup], disks: list[Disk],

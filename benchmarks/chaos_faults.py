@@ -130,11 +130,12 @@ class Injector:
         return Fault(kind, fault.target, seconds, start, end, own, streams)
 
     def restore_all(self) -> None:
-        """Undo whatever fault was under way when the run was interrupted."""
+        """Undo whatever fault was under way when the run was interrupted (each step on its
+        own: one that fails does not keep the others from being undone)."""
         self.lock.release()
         for group in self.groups:
             if group.made:
-                group.restore()
+                group.restore(check=False)
         for disk in self.disks:
             if disk.pulled and disk.mounted:
                 disk.put_back()

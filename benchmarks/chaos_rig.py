@@ -136,8 +136,9 @@ class CameraGroup:
         run("ip", "netns", "exec", self.namespace, "ip", "link", "set", self.camera_if, "down")
         return time.time()
 
-    def restore(self) -> float:
-        run("ip", "netns", "exec", self.namespace, "ip", "link", "set", self.camera_if, "up")
+    def restore(self, check: bool = True) -> float:
+        run("ip", "netns", "exec", self.namespace, "ip", "link", "set", self.camera_if, "up",
+            check=check)  # fmt: skip
         return time.time()
 
     def destroy(self) -> None:
