@@ -12,8 +12,9 @@ Measured, each several times (median and max), every process started fresh:
 The first recorded frame of a camera: the keyframe that opens its first segment, at the
 wall-clock time Vigil stamps on it (the segment row's start), counted once the segment's first
 fragment (moof + mdat, whole) is in the file: from then on the frame survives a crash. The
-fragment itself lands `recording.fragment_seconds` later (1 s by default): that is a setting,
-not start-up cost, so it is shown apart ("on disk"). Each `vigil run` restarts on the data of
+fragment itself lands about `recording.fragment_seconds` later (1 s by default): a setting, not
+start-up cost, so it is shown apart ("on disk", as seen here: the file is found through its
+row, so no sooner than the row is inserted). Each `vigil run` restarts on the data of
 the previous one (a current schema, volumes known), as after a crash or an upgrade; a first run
 on empty data, not counted, warms up. The video a restart costs is this time plus however long
 the old process took to stop.
