@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,5 +120,29 @@ async def test_what_a_failed_write_cost_at_a_split_is_a_gap_whenever_it_is_repor
         (at[1] + timedelta(seconds=2), at[2],
          "write failed: the end of the segment did not reach the disk"),
     ]  # fmt: skip
+    writer.shutdown()
+    db.close()
+
+
+async def test_a_database_locked_by_another_process_costs_no_row(tmp_path: Path) -> None:
+    db = Database(tmp_path / "vigil.db", busy_timeout_ms=100)
+    db.migrate()
+    writer = ThreadPoolExecutor(max_workers=1)
+    index = SegmentIndex(SegmentStore(db), EventBus(), writer, GapStore(db))
+    path = tmp_path / "a.mp4"
+    path.write_bytes(b"not an mp4 yet")
+    # Another process (a backup, an operator's sqlite3) holds the write lock for a while.
+    other = sqlite3.connect(tmp_path / "vigil.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    index.opened("cam", str(path), T0, "h264", 640, 360)
+    index.closed("cam", str(path), 3.0)
+    await asyncio.sleep(1.5)  # several busy timeouts: each write failed and is tried again
+    assert SegmentStore(db).list_segments() == []
+    other.execute("COMMIT")
+    other.close()
+    async with asyncio.timeout(30):
+        await index.drain()
+    rows = SegmentStore(db).list_segments()
+    assert [(r.path, r.status, r.duration_s) for r in rows] == [(path, "complete", 3.0)]
     writer.shutdown()
     db.close()

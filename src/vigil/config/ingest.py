@@ -37,7 +37,7 @@ class IngestConfig(BaseConfig):
         description=(
             "Longest wait between reconnection attempts (exponential back-off with full "
             "jitter, first retry within 1 s). A camera that went away is also checked every "
-            "second with a TCP connection and reconnected as soon as it answers."
+            "half second with a TCP connection and reconnected as soon as it answers."
         ),
     )
     stable_after_s: float = Field(

@@ -13,7 +13,9 @@ rows are written in the order files were opened. Every row written is also an ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -51,6 +53,8 @@ class _OpenFile:
 # Consecutive segments closer than this are contiguous (a reconnect costs more than this).
 GAP_TOLERANCE = timedelta(seconds=1)
 NOT_RUNNING = "Vigil was not running"
+# How long the index keeps trying a write that another process's lock holds up.
+LOCKED_RETRY_S = 120.0
 # Two frames at 25 fps: less than this between a failed file and the next is rounding.
 FAILED_WRITE_TOLERANCE = timedelta(seconds=0.08)
 
@@ -85,7 +89,25 @@ class SegmentIndex:
         self._latest: dict[str, _OpenFile] = {}  # the last file opened, per stream
 
     async def _write(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, call)
+        """Run `call` on the DB-writer thread. Another process holding SQLite's write lock
+        longer than the busy timeout (a backup, a `vigil` command, an operator's sqlite3) must
+        not cost a segment its row: the write is tried again until it passes, for up to
+        `LOCKED_RETRY_S` (a file still without a row after that is indexed at the next start).
+        Every call here is safe to repeat: a failed transaction wrote nothing."""
+        loop = asyncio.get_running_loop()
+        delay, waited = 0.25, 0.0
+        while True:
+            try:
+                return await loop.run_in_executor(self._writer, call)
+            except Exception as error:
+                if not _database_busy(error) or waited >= LOCKED_RETRY_S:
+                    raise
+                if waited == 0.0:
+                    logger.warning("recording index: the database is locked by another writer; "
+                                   "retrying")  # fmt: skip
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -370,15 +392,29 @@ def _file_facts(
 
 
 def _drop_if_empty(store: SegmentStore, segment_id: int, path: Path) -> bool:
-    """Remove `path` and mark its row missing if the file is there and empty."""
+    """Mark the row missing and remove `path` if the file is there and empty (the row first:
+    a write that fails on a locked database is tried again, and must find the file)."""
     try:
         if path.stat().st_size != 0:
             return False
-        path.unlink()
     except OSError:
         return False
     store.mark_missing(segment_id, note="nothing was written (the write failed)")
+    with contextlib.suppress(OSError):
+        path.unlink()
     return True
+
+
+def _database_busy(error: BaseException | None) -> bool:
+    """True when `error` (or what caused it) is SQLite saying another connection holds the
+    write lock past the busy timeout."""
+    while error is not None:
+        if isinstance(error, sqlite3.OperationalError) and (
+            "locked" in str(error) or "busy" in str(error)
+        ):
+            return True
+        error = error.__cause__
+    return False
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
