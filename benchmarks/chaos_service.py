@@ -30,22 +30,10 @@ class ServiceNotify(NotifyListener):
         self.last_watchdog: float | None = None
         super().__init__(path)
 
-    def _listen(self) -> None:
-        while not self._done.is_set():
-            try:
-                message = self._socket.recv(4096).decode()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            for line in message.splitlines():
-                key, _, value = line.partition("=")
-                if key == "READY" and self.ready_at is None:
-                    self.ready_at = time.time()
-                elif key == "WATCHDOG" and value == "1":
-                    self.last_watchdog = time.time()
-                elif key == "STATUS":
-                    self.status = value
+    def _on_line(self, key: str, value: str) -> None:
+        if key == "WATCHDOG" and value == "1":
+            self.last_watchdog = time.time()
+        super()._on_line(key, value)
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,13 @@ class NotifyListener:
                 return
             for line in message.splitlines():
                 key, _, value = line.partition("=")
-                if key == "READY" and self.ready_at is None:
-                    self.ready_at = time.time()
-                elif key == "STATUS":
-                    self.status = value
+                self._on_line(key, value)
+
+    def _on_line(self, key: str, value: str) -> None:
+        if key == "READY" and self.ready_at is None:
+            self.ready_at = time.time()
+        elif key == "STATUS":
+            self.status = value
 
     def close(self) -> None:
         self._done.set()
