@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +13,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect
 
-from vigil.store.db import MIGRATIONS_DIR, Database
+from vigil.store.db import HEAD_REVISION, MIGRATIONS_DIR, Database
 from vigil.store.models import Base
 
 
@@ -116,3 +121,53 @@ def _tables(path: Path) -> list[str]:
         return inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """`HEAD_REVISION` lets a start skip Alembic: a new migration must update it."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+def test_a_current_schema_is_used_without_loading_alembic(tmp_path: Path) -> None:
+    """A start on a database already at head (every restart) neither imports nor runs Alembic:
+    a new process, as `vigil run` is, opens and "migrates" it."""
+    path = tmp_path / "vigil.db"
+    with Database(path) as db:
+        db.migrate()
+    script = (
+        "import sys; from pathlib import Path; from vigil.store.db import Database\n"
+        f"with Database(Path({str(path)!r})) as db: db.migrate()\n"
+        "print(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.')))"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip() == "[]"
+    assert _versions(path) == [HEAD_REVISION]
+
+
+def test_an_older_schema_is_still_migrated(tmp_path: Path) -> None:
+    """The shortcut is for the head only: a database at an older revision goes through Alembic
+    (`upgrade head`) and ends at the head, with its tables."""
+    path = tmp_path / "vigil.db"
+    with Database(path) as db:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+        assert db.schema_revisions() == {"0003"}
+        db.migrate()
+        assert db.schema_revisions() == {HEAD_REVISION}
+    assert _versions(path) == [HEAD_REVISION]
+    with closing(sqlite3.connect(path)) as connection:  # 0004's column: the upgrade ran
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(events)")]
+    assert "label" in columns
+
+
+def _versions(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
