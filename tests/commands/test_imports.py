@@ -28,4 +28,5 @@ async def test_client_commands_load_no_database_media_or_server(
     assert ran.returncode == code, ran.stderr[-2000:]
     assert expected in ran.stdout + ran.stderr
     assert heavy(modules) == []
-    assert "httpx" in modules  # it did talk to the API
+    assert "httpx" not in modules  # the standard library carries the requests
+    assert "http.client" in modules  # it did talk to the API

@@ -9,9 +9,11 @@ unknown one stops `vigil run`, so a shell exporting the client's settings could 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -21,7 +23,8 @@ from vigil.commands.output import escape, stderr
 
 if TYPE_CHECKING:
     # Imported where a request is made: building the command line must stay cheap (cli.py).
-    import httpx
+    import ssl
+    from http.client import HTTPConnection, HTTPMessage, HTTPResponse
 
 URL_VARIABLE = "VIGILCTL_URL"
 TOKEN_VARIABLE = "VIGILCTL_TOKEN"
@@ -66,26 +69,105 @@ class RemoteError(Exception):
         return self.status is None or self.status in (401, 403)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where Vigil's API is: scheme, host, port, the path it is mounted under, and the
+    user:password the URL may carry (sent as Basic authentication, as a browser would)."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    userinfo: str
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return f"{self.scheme}://{host}{'' if self.port == default else f':{self.port}'}"
+
+    @property
+    def url(self) -> str:
+        """The URL to show: without the user:password."""
+        return f"{self.origin}{self.path}".rstrip("/")
+
+
+class Response:
+    """One answer: its status, headers, and body, read whole (`content`) or as it arrives
+    (`iter_bytes`). Connection failures while reading are raised as `RemoteError`."""
+
+    def __init__(self, raw: HTTPResponse, path: str, where: str) -> None:
+        self._raw = raw
+        self.status_code: int = raw.status
+        self.headers: HTTPMessage = raw.headers
+        self.path = path
+        self._where = where
+        self._content: bytes | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    @property
+    def content(self) -> bytes:
+        """The whole body (read on first use)."""
+        return self.read()
+
+    def read(self) -> bytes:
+        """Read the whole body (once) and return it."""
+        if self._content is None:
+            with _transport_errors(self._where):
+                self._content = self._raw.read()
+        return self._content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def iter_bytes(self, chunk_size: int) -> Iterator[bytes]:
+        """The body in pieces of at most `chunk_size` bytes, as they arrive."""
+        while True:
+            with _transport_errors(self._where):
+                chunk = self._raw.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+
 class Remote:
     """Requests to one Vigil's REST API (paths below ``/api/v1``); every failure is raised as
-    a `RemoteError`. The token is sent as a bearer header and never appears in a message."""
+    a `RemoteError`. The token is sent as a bearer header and never appears in a message.
+
+    The standard library's `http.client` carries the requests: importing an HTTP client
+    library costs more than a short command's whole run. One connection is kept for the
+    command's requests. As with httpx before it: TLS verified against ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` or else certifi's bundle, a proxy from ``HTTP(S)_PROXY`` / ``ALL_PROXY``
+    unless ``NO_PROXY`` names the host, no redirects followed."""
 
     def __init__(self, url: str, token: str | None, *, timeout: float = TIMEOUT_S) -> None:
-        import httpx
-
-        base = _parse_url(url)
-        self.url = str(base.copy_with(username=None, password=None)).rstrip("/")
+        self._target = _parse_url(url)
+        self.url = self._target.url
         token = (token or "").strip()
         self._has_token = bool(token)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        base_url = base.copy_with(path=base.path.rstrip("/") + API_PREFIX)
-        self._client = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self._headers = {"Accept": "application/json", "User-Agent": "vigil"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        if self._target.userinfo:
+            self._headers["Authorization"] = _basic(self._target.userinfo)
+        self._timeout = timeout
+        self._connection: HTTPConnection | None = None
+        self._proxied = False
 
     def __enter__(self) -> Remote:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._client.close()
+        self.close()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
         """The JSON answer of a GET."""
@@ -105,62 +187,190 @@ class Remote:
         *,
         params: Mapping[str, str | int] | None = None,
         body: object = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send a request; a non-2xx answer raises `RemoteError` with Vigil's message."""
-        with self._transport_errors():
-            response = self._client.request(method, path, params=params, json=body)
+        response = self._send(method, path, params=params, body=body)
+        response.read()  # whole: the connection may then serve the next request
         if response.is_error:
             raise self._refused(response)
         return response
 
     @contextmanager
     def stream(
-        self, path: str, *, params: Mapping[str, str] | None = None, timeout: httpx.Timeout
-    ) -> Iterator[httpx.Response]:
-        """GET whose body is read as it arrives (downloads). A refusal is raised before the
+        self, path: str, *, params: Mapping[str, str] | None = None, read_timeout: float
+    ) -> Iterator[Response]:
+        """GET whose body is read as it arrives (downloads), waiting up to `read_timeout`
+        seconds for each piece (and for the answer to begin). A refusal is raised before the
         body; a connection lost while reading it is raised as a `RemoteError` too."""
-        with (
-            self._transport_errors(),
-            self._client.stream("GET", path, params=params, timeout=timeout) as response,
-        ):
+        try:
+            response = self._send("GET", path, params=params, read_timeout=read_timeout)
             if response.is_error:
-                response.read()
                 raise self._refused(response)
             yield response
+        finally:
+            self.close()  # the body may be left unread: the connection cannot serve again
 
-    @contextmanager
-    def _transport_errors(self) -> Iterator[None]:
-        import httpx
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: object = None,
+        read_timeout: float | None = None,
+    ) -> Response:
+        from urllib.parse import urlencode
 
+        full_path = self._target.path.rstrip("/") + API_PREFIX + path
+        target = full_path + (f"?{urlencode(params)}" if params else "")
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        connection = self._open()
+        if self._proxied:  # a plain-HTTP proxy takes the whole URL
+            target = self._target.origin + target
+        with _transport_errors(f"Vigil at {self.url}"):
+            try:
+                connection.request(method, target, body=data, headers=headers)
+                if read_timeout is not None and connection.sock is not None:
+                    connection.sock.settimeout(read_timeout)
+                raw = connection.getresponse()
+            except BaseException:
+                self.close()
+                raise
+        return Response(raw, full_path, f"Vigil at {self.url}")
+
+    def _open(self) -> HTTPConnection:
+        """The connection to send on: the one kept, unless the server has closed it since
+        (an idle keep-alive connection it dropped), or a new one."""
+        connection = self._connection
+        if connection is not None and (connection.sock is None or _closed(connection)):
+            self.close()
+            connection = None
+        if connection is None:
+            connection = self._connect()
+            self._connection = connection
+        return connection
+
+    def _connect(self) -> HTTPConnection:
+        import http.client
+
+        target = self._target
+        proxy = _proxy(target)
+        host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
+        connection: HTTPConnection
+        if target.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=self._timeout, context=_ssl_context()
+            )
+            if proxy is not None:
+                headers = {"Proxy-Authorization": _basic(proxy.userinfo)} if proxy.userinfo else {}
+                connection.set_tunnel(target.host, target.port, headers)
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=self._timeout)
+            if proxy is not None and proxy.userinfo:
+                self._headers["Proxy-Authorization"] = _basic(proxy.userinfo)
+        self._proxied = proxy is not None and target.scheme == "http"
         where = f"Vigil at {self.url}"
         try:
-            yield
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise RemoteError(
-                f"cannot reach {where}: {_reason(error)} (is it running? --url or "
-                f"{URL_VARIABLE} says where it is)"
-            ) from None
-        except httpx.TimeoutException:
-            raise RemoteError(f"{where} did not answer in time") from None
-        except httpx.TransportError as error:
-            raise RemoteError(f"the connection to {where} failed: {_reason(error)}") from None
+            connection.connect()
+        except TimeoutError as error:
+            raise _unreachable(where, str(error) or "timed out") from None
+        except OSError as error:  # refused, no such host, TLS certificate refused…
+            raise _unreachable(where, str(error) or type(error).__name__) from None
+        return connection
 
-    def _refused(self, response: httpx.Response) -> RemoteError:
+    def _refused(self, response: Response) -> RemoteError:
         message = refusal_message(
             response.status_code, response.content, url=self.url, has_token=self._has_token
         )
         return RemoteError(message, EXIT_FAILED, response.status_code)
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: Response) -> Any:
         if response.status_code == 204 or not response.content:
             return None
         try:
             return response.json()
         except ValueError:
             raise RemoteError(
-                f"the answer of {self.url}{response.url.path} is not JSON: is this Vigil's API?",
+                f"the answer of {self.url}{response.path} is not JSON: is this Vigil's API?",
                 status=response.status_code,
             ) from None
+
+
+@contextmanager
+def _transport_errors(where: str) -> Iterator[None]:
+    """Connection failures once connected (`Remote._connect` reports those before), as
+    `RemoteError`s naming `where`."""
+    from http.client import HTTPException
+
+    try:
+        yield
+    except TimeoutError:
+        raise RemoteError(f"{where} did not answer in time") from None
+    except (OSError, HTTPException) as error:
+        reason = str(error) or type(error).__name__
+        raise RemoteError(f"the connection to {where} failed: {reason}") from None
+
+
+def _unreachable(where: str, reason: str) -> RemoteError:
+    return RemoteError(
+        f"cannot reach {where}: {reason} (is it running? --url or {URL_VARIABLE} says where it is)"
+    )
+
+
+def _closed(connection: HTTPConnection) -> bool:
+    """True when the server has closed (or written to) an idle kept connection: reading it
+    would fail, so a new one is opened instead (as httpcore does)."""
+    import select
+
+    assert connection.sock is not None
+    readable, _, _ = select.select([connection.sock], [], [], 0)
+    return bool(readable)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Verification as httpx does it by default: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, or
+    certifi's bundle (the system's when certifi is not installed)."""
+    import ssl
+
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _proxy(target: Target) -> Target | None:
+    """The proxy the environment names for `target`, or None (no proxy variable set, or
+    ``NO_PROXY`` covers the host)."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None  # the common case, without urllib.request's import
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(target.scheme) or proxies.get("all")
+    if not url or urllib.request.proxy_bypass(target.host):
+        return None
+    proxy = _parse_url(url, what="the proxy URL")
+    if proxy.scheme != "http":
+        raise RemoteError(f"{proxy.url}: only http:// proxies are supported", EXIT_USAGE)
+    return proxy
+
+
+def _basic(userinfo: str) -> str:
+    import base64
+    from urllib.parse import unquote
+
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return f"Basic {base64.b64encode(pair).decode('ascii')}"
 
 
 def refusal_message(status: int, body: bytes, *, url: str, has_token: bool) -> str:
@@ -190,21 +400,19 @@ def _error_message(body: bytes) -> str | None:
     return message if isinstance(message, str) else None
 
 
-def _parse_url(url: str) -> httpx.URL:
-    import httpx
+def _parse_url(url: str, *, what: str = "--url") -> Target:
+    from urllib.parse import urlsplit
 
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise RemoteError("--url must look like http://HOST:PORT (or https://…)", EXIT_USAGE)
-    return parsed
-
-
-def _reason(error: httpx.TransportError) -> str:
-    text = str(error)
-    return text or type(error).__name__
+        parts = urlsplit(url.strip())
+        port, host = parts.port, parts.hostname  # ValueError: a port not a number, or too big
+    except ValueError:
+        host = None
+    if not host or parts.scheme not in ("http", "https"):
+        raise RemoteError(f"{what} must look like http://HOST:PORT (or https://…)", EXIT_USAGE)
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    default = 443 if parts.scheme == "https" else 80
+    return Target(parts.scheme, host, port or default, parts.path, userinfo)
 
 
 def stream_path(name: str, *rest: str) -> str:

@@ -12,7 +12,6 @@ import typer
 
 from vigil.commands.client import (
     DEFAULT_URL,
-    TIMEOUT_S,
     RemoteError,
     TokenOption,
     UrlOption,
@@ -31,8 +30,11 @@ from vigil.commands.times import (
 
 if TYPE_CHECKING:
     # Imported when the command runs: building the command line must stay cheap (cli.py).
-    import httpx
+    from http.client import HTTPMessage
+
     from rich.progress import Progress, TaskID
+
+    from vigil.commands.client import Response
 
 # Vigil writes the whole clip before it answers: allow it the time a long export takes.
 EXPORT_READ_TIMEOUT_S = 600.0
@@ -79,17 +81,14 @@ def export(
 
     Copied, not re-encoded: it starts at the keyframe at or before --start and skips gaps.
     """
-    import httpx
-
     check_range(start, end)
     if output is not None:
         _check_output(output, overwrite)
-    timeout = httpx.Timeout(TIMEOUT_S, read=EXPORT_READ_TIMEOUT_S)
     params = {"start": start.isoformat(), "end": end.isoformat()}
     with connect(url, token) as remote, _progress() as progress:
         task = progress.add_task(f"exporting {name}", total=None)
         with remote.stream(
-            stream_path(name, "export.mp4"), params=params, timeout=timeout
+            stream_path(name, "export.mp4"), params=params, read_timeout=EXPORT_READ_TIMEOUT_S
         ) as response:
             target = output or Path(_filename(response) or f"{name}.mp4")
             _check_output(target, overwrite)
@@ -123,7 +122,7 @@ def _check_output(path: Path, overwrite: bool) -> None:
         raise typer.BadParameter(f"folder {path.parent} does not exist", param_hint="'-o'")
 
 
-def _filename(response: httpx.Response) -> str | None:
+def _filename(response: Response) -> str | None:
     """The file name Vigil proposes (Content-Disposition), reduced to a plain name."""
     found = _FILENAME.search(response.headers.get("Content-Disposition", ""))
     name = Path(found.group(1)).name if found else ""
@@ -131,7 +130,7 @@ def _filename(response: httpx.Response) -> str | None:
 
 
 def _download(
-    response: httpx.Response, target: Path, progress: Progress, task: TaskID, length: int | None
+    response: Response, target: Path, progress: Progress, task: TaskID, length: int | None
 ) -> int:
     """Write the body beside `target` and move it there once whole: an interrupted download
     leaves no file that looks complete."""
@@ -151,7 +150,7 @@ def _download(
     return size
 
 
-def _summary(target: Path, size: int, headers: httpx.Headers) -> str:
+def _summary(target: Path, size: int, headers: HTTPMessage) -> str:
     first, last = headers.get("X-Vigil-Start"), headers.get("X-Vigil-End")
     text = f"wrote {escape(str(target))} ({show_size(size)})"
     if first and last:
