@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from vigil.commands.client import EXIT_USAGE, Remote, RemoteError
+from vigil.commands.storage import _vigil_answering
+from vigil.config import load_config_text, resolve
 
 
 @dataclass
@@ -24,6 +28,8 @@ class Seen:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     connections: set[tuple[str, int]] = field(default_factory=set)
     close_after_each: bool = False
+    closed: int = 0  # connections the server has closed
+    healthy_path: str = "/healthz"  # answered 200 when asked, like any path below /api
 
 
 @pytest.fixture
@@ -37,7 +43,8 @@ def server() -> Iterator[tuple[str, Seen]]:
             seen.requests.append((self.requestline, dict(self.headers.items())))
             seen.connections.add(self.client_address[:2])
             body = json.dumps({"path": self.path}).encode()
-            self.send_response(200)
+            found = "/api/" in self.path or self.path == seen.healthy_path
+            self.send_response(200 if found else 404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -49,7 +56,12 @@ def server() -> Iterator[tuple[str, Seen]]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def shutdown_request(self, request: object) -> None:
+            super().shutdown_request(request)  # type: ignore[arg-type]
+            seen.closed += 1
+
+    httpd = Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -82,6 +94,7 @@ def test_a_connection_the_server_closed_is_replaced(server: tuple[str, Seen]) ->
     with Remote(url, None) as remote:
         for _ in range(3):
             assert remote.get("/streams") == {"path": "/api/v1/streams"}
+            _until(lambda: seen.closed == len(seen.requests))  # dropped while idle
     assert len(seen.connections) == 3
     assert all("Authorization" not in headers for _, headers in seen.requests)
 
@@ -126,3 +139,25 @@ def test_a_url_that_is_not_http_is_a_usage_error(url: str) -> None:
     with pytest.raises(RemoteError, match="must look like http://HOST:PORT") as raised:
         Remote(url, None)
     assert raised.value.exit_code == EXIT_USAGE
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(("path", "answering"), [("/healthz", True), ("/elsewhere", False)])
+def test_storage_commands_see_a_vigil_answering_at_the_configured_address(
+    server: tuple[str, Seen], tmp_path: Path, path: str, answering: bool
+) -> None:
+    """`vigil storage reindex` asks the configured API address whether Vigil runs there (a
+    200 at /healthz), directly, whatever proxy the environment names."""
+    url, seen = server
+    port = url.rsplit(":", 1)[1]
+    config = load_config_text(f"data_dir: {tmp_path}\napi: {{listen: '0.0.0.0:{port}'}}\n")
+    resolved = resolve(config, base_dir=tmp_path)
+    seen.healthy_path = path
+    assert _vigil_answering(resolved) == (url if answering else None)
+    assert seen.requests[0][0] == "GET /healthz HTTP/1.1"

@@ -214,14 +214,18 @@ def _vigil_answering(resolved: ResolvedConfig) -> str | None:
         return None  # a port picked at start-up: nothing to ask
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    import httpx
+    from http.client import HTTPConnection, HTTPException
 
+    # Straight to the address (no proxy): the question is whether this machine's Vigil runs.
+    connection = HTTPConnection(host, port, timeout=PROBE_TIMEOUT_S)
     try:
-        with httpx.Client(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
-            answer = client.get(f"{url}/healthz")
-    except httpx.HTTPError:
+        connection.request("GET", "/healthz")
+        status = connection.getresponse().status
+    except (OSError, HTTPException):
         return None
-    return url if answer.status_code == 200 else None
+    finally:
+        connection.close()
+    return url if status == 200 else None
 
 
 def _running_min_age_s(resolved: ResolvedConfig) -> float:
