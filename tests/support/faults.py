@@ -3,14 +3,19 @@ link we can cut (a network namespace of our own, joined by a veth pair)."""
 
 from __future__ import annotations
 
+import fcntl
+import random
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.support.media import READY_LINE, free_port
 
@@ -121,8 +126,8 @@ class Link:
 
     name: str
     host_if: str
-    host_address: str = "10.203.0.1"
-    ns_address: str = "10.203.0.2"
+    host_address: str
+    ns_address: str
 
     def down(self) -> None:
         """Cut the link without closing any socket (packets just stop)."""
@@ -134,17 +139,43 @@ class Link:
         _ip("addr", "replace", f"{self.host_address}/24", "dev", self.host_if)
 
 
+# Tests running at the same time (pytest-xdist workers, another checkout's run) each get a
+# /24 of their own: two veths with one subnet would route one test's packets to the other's
+# namespace. The subnet is chosen and its address assigned under this lock, so the next one
+# chosen sees it taken.
+_SUBNET_LOCK = Path(tempfile.gettempdir()) / "vigil-tests-netns.lock"
+
+
+def _subnets_in_use() -> set[int]:
+    """Third octets of the 10.203.X.0/24 subnets some interface holds an address in now."""
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show"], check=True, capture_output=True,
+                           text=True, timeout=10).stdout  # fmt: skip
+    return {int(x) for x in re.findall(r"inet 10\.203\.(\d+)\.", shown)}
+
+
 @contextmanager
 def network_namespace() -> Iterator[Link]:
-    """A namespace reachable from here at 10.203.0.2 (we are 10.203.0.1), removed at the end."""
+    """A namespace reachable from here at 10.203.X.2 (we are 10.203.X.1, X free), removed at
+    the end."""
     tag = uuid.uuid4().hex[:6]
-    link = Link(name=f"vigil-{tag}", host_if=f"vh{tag}")
     peer = f"vn{tag}"
-    _ip("netns", "add", link.name)
+    with _SUBNET_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        free = sorted(set(range(1, 255)) - _subnets_in_use())
+        assert free, "every 10.203.X.0/24 is in use: namespaces left over by killed tests?"
+        subnet = random.choice(free)
+        link = Link(name=f"vigil-{tag}", host_if=f"vh{tag}",
+                    host_address=f"10.203.{subnet}.1", ns_address=f"10.203.{subnet}.2")  # fmt: skip
+        _ip("netns", "add", link.name)
+        try:
+            _ip("link", "add", link.host_if, "type", "veth", "peer", "name", peer)
+            _ip("link", "set", peer, "netns", link.name)
+            _ip("addr", "add", f"{link.host_address}/24", "dev", link.host_if)
+        except BaseException:
+            subprocess.run(["ip", "link", "del", link.host_if], capture_output=True, timeout=10)
+            subprocess.run(["ip", "netns", "del", link.name], capture_output=True, timeout=10)
+            raise
     try:
-        _ip("link", "add", link.host_if, "type", "veth", "peer", "name", peer)
-        _ip("link", "set", peer, "netns", link.name)
-        _ip("addr", "add", f"{link.host_address}/24", "dev", link.host_if)
         _ip("link", "set", link.host_if, "up")
         _ip("netns", "exec", link.name, "ip", "addr", "add", f"{link.ns_address}/24", "dev", peer)
         _ip("netns", "exec", link.name, "ip", "link", "set", peer, "up")
