@@ -273,3 +273,22 @@ def test_a_directory_in_place_of_the_file_is_left_alone(
     assert path.is_dir()
     row = store.get(segment_id)
     assert row is not None and row.status is SegmentStatus.OPEN
+
+
+def test_a_file_a_recorder_is_writing_is_left_alone(store: SegmentStore, hour_dir: Path) -> None:
+    """A volume that comes back takes new segments at once: a file just opened there (still
+    empty) is no crash's leftover, and moving it away would move the live file with it."""
+    live = hour_dir / "33.36.mp4"
+    live.touch()
+    live_id = _open_row(store, live)
+    left = hour_dir / "gone.mp4"
+    left_id = _open_row(store, left, minute=1)
+
+    report = repair_open_segments(store, only_under=[hour_dir], being_written=[str(live)])
+
+    assert [outcome.path for outcome in report.outcomes] == [left]
+    assert live.exists()
+    row = store.get(live_id)
+    assert row is not None and row.status is SegmentStatus.OPEN
+    gone = store.get(left_id)
+    assert gone is not None and gone.status is SegmentStatus.MISSING

@@ -118,17 +118,22 @@ def repair_open_segments(
     quarantine_dir_for: QuarantineRule | None = None,
     trim_cut_moof: bool = True,
     only_under: Iterable[Path] | None = None,
+    being_written: Iterable[str] = (),
 ) -> RepairReport:
     """Close, mark missing or quarantine every row still 'open' (see the module docstring).
 
     With `only_under`, rows whose file lies under none of those directories are left open: a
     volume that is offline now must not have its files declared missing; they are repaired
-    when it is attached again."""
+    when it is attached again. Rows of `being_written` (files a recorder has open now) are no
+    crash's leftovers and are left alone: a volume that comes back takes new segments at once,
+    and quarantining one moved a live file away with the video still being written into it."""
     rule = quarantine_dir_for or sibling_quarantine
     roots = None if only_under is None else tuple(only_under)
+    live = {Path(location) for location in being_written}
     rows = [
         row for row in store.open_segments()
-        if roots is None or any(row.path.is_relative_to(root) for root in roots)
+        if (roots is None or any(row.path.is_relative_to(root) for root in roots))
+        and row.path not in live
     ]  # fmt: skip
     outcomes = [_repair(store, row, rule, trim_cut_moof) for row in rows]
     return RepairReport(outcomes=tuple(outcomes))

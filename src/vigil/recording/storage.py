@@ -37,6 +37,9 @@ Write = Callable[[Callable[[], T]], Awaitable[T]]
 # A run triggered by a recorder with no room waits at least this long after the last one.
 MIN_TRIGGERED_INTERVAL_S = 0.25
 EJECT_TIMEOUT_S = 30.0
+# A volume brought back while streams run: files modified this recently are left to a later
+# reindex (a recorder may be writing them, their rows on the way).
+LIVE_REINDEX_MIN_AGE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +194,16 @@ class StorageManager:
             )
         await self._write(partial(self._volumes.seen, volume_id, path))
         await self._write(partial(self._volumes.assign, volume_id, path))
+        # Read on the loop as the repair is queued: a file whose row insert is queued before
+        # the repair is listed here; one opened later gets its row after the repair ran.
+        being_written = list(self._writing())
         repaired = await self._write(
             partial(
                 repair_open_segments,
                 self._segments,
                 only_under=[path],
                 quarantine_dir_for=quarantine_under([path]),
+                being_written=being_written,
             )
         )
         assert isinstance(repaired, RepairReport)
@@ -210,6 +217,9 @@ class StorageManager:
                 [path],
                 volume=volume_id,
                 quarantine_dir_for=quarantine_under([path]),
+                # Streams may already write here: a file whose row is still on its way is no
+                # stray to index or quarantine (a file being written changes every fragment).
+                min_age=LIVE_REINDEX_MIN_AGE if self._rotate is not None else timedelta(0),
             )
         )
         assert isinstance(report, ReindexReport)
