@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import re
 import sqlite3
-import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from benchmarks.chaos_faults import CAMERA_FAULTS, Fault
 from benchmarks.chaos_files import FileFacts, Interval, Row
 from benchmarks.chaos_monitor import Sample
 from benchmarks.chaos_service import ServiceEvent
+from benchmarks.resilience import stats
 
 PRE_S = 2.0  # a fault may take the fragment in flight (up to 1 s) before it with it
 
@@ -272,9 +272,5 @@ def log_summary(log: Path, top: int = 12) -> tuple[Counter[str], list[str]]:
 
 
 def spread(values: Iterable[float]) -> str:
-    """median / p95 / max, or — for nothing."""
-    items = sorted(values)
-    if not items:
-        return "—"
-    p95 = items[min(len(items) - 1, round(0.95 * (len(items) - 1)))]
-    return f"{statistics.median(items):.2f} / {p95:.2f} / {items[-1]:.2f}"
+    """median / p95 / max, or — for nothing (as the resilience bench writes them)."""
+    return stats(values)
