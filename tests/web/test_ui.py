@@ -199,13 +199,24 @@ def test_the_stream_page_plays_a_recording(vigil: Served, browser: webdriver.Chr
     # Keyboard: Enter on a recording plays it (a new clip, from its start); focus stays.
     video = browser.find_element(By.CSS_SELECTOR, "video.playback")
     played = video.get_attribute("src")
-    run = browser.find_elements(By.CSS_SELECTOR, ".track button.run")[0]
-    start = run.get_attribute("data-start")
-    run.send_keys(Keys.ENTER)
+    pressed: list[str] = []
+
+    def press_enter() -> bool:
+        # The timeline is redrawn as segments arrive: a button found a moment ago may be gone
+        # (stale) by the time the key is sent; find it again then.
+        run = browser.find_elements(By.CSS_SELECTOR, ".track button.run")[0]
+        start = run.get_attribute("data-start")
+        run.send_keys(Keys.ENTER)
+        pressed.append(start)
+        return True
+
+    until(press_enter, 20, "no recording to press Enter on")
+    start = pressed[-1]
     until(lambda: video.get_attribute("src") != played, 20, "Enter on a recording did nothing")
     assert video.get_attribute("data-clip-start") >= start
     _plays(browser, "video.playback", seconds=0.5)
-    assert browser.switch_to.active_element.get_attribute("data-start") == start
+    until(lambda: browser.switch_to.active_element.get_attribute("data-start") == start, 10,
+          "the focus left the recording that was played")  # fmt: skip
     assert console_errors(browser, _allowed(vigil)) == []
 
 
