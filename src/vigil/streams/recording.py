@@ -110,10 +110,14 @@ class StreamRecording:
             logger.info("%s: recording resumed", self.plan.name)
             self._bus.publish(RecordingResumed(stream=self.plan.name))
 
-    def stalled(self, pipeline: IngestPipeline | None, now: float) -> bool:
-        """Feed the watch one sample (once a second while streaming; `None` otherwise): True
-        when the recording has written nothing for `RECORDING_STALL_S` while keyframes came."""
-        progress = pipeline.recording_progress() if pipeline is not None else None
+    def forget(self) -> None:
+        """Not streaming: the stall watch starts afresh next time."""
+        self._watch.reset()
+
+    def stalled(self, pipeline: IngestPipeline, now: float) -> bool:
+        """Feed the watch one sample (once a second while streaming): True when the recording
+        has written nothing for `RECORDING_STALL_S` while keyframes came."""
+        progress = pipeline.recording_progress()
         if not self.plan.record or self.blocked is not None or progress is None:
             self._watch.reset()
             return False

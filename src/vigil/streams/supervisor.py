@@ -564,7 +564,7 @@ class StreamSupervisor:
             self._sample_flow(pipeline)
             if self._state is not StreamState.STREAMING or pipeline is None:
                 self._flow.reset(None)
-                self._recording.stalled(None, loop.time())  # forget: not streaming
+                self._recording.forget()
                 continue
             if self._recording.stalled(pipeline, loop.time()):
                 self._events.put_nowait(_RecordingStalled(self._generation))
